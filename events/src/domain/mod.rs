@@ -1,0 +1,5 @@
+//! One module per aggregate; each holds that aggregate's event enum.
+
+mod account;
+
+pub use account::{AccountEvent, AccountProfile, Role};

@@ -1,0 +1,3 @@
+UPDATE projection_checkpoints
+SET transaction_id = $2, global_position = $3, updated_at = now(), last_error = NULL
+WHERE name = $1

@@ -1,0 +1,8 @@
+SELECT c.name, c.transaction_id, c.global_position, c.updated_at, c.last_error,
+       (SELECT count(*) FROM events e
+         WHERE (e.transaction_id, e.global_position) > (c.transaction_id::text::xid8, c.global_position)
+           AND ($2::text[] IS NULL OR e.category = ANY($2::text[]))) AS lag_events,
+       (SELECT min(e.recorded_at) FROM events e
+         WHERE (e.transaction_id, e.global_position) > (c.transaction_id::text::xid8, c.global_position)
+           AND ($2::text[] IS NULL OR e.category = ANY($2::text[]))) AS oldest_pending_at
+FROM projection_checkpoints c WHERE c.name = $1

@@ -1,0 +1,83 @@
+use chrono::{DateTime, Utc};
+use fleetstream_events::store::Checkpoint;
+use sqlx::{PgConnection, Row};
+
+/// Locks the projection's checkpoint row for this transaction, creating it on first use.
+/// `None` means another worker holds the projection right now.
+pub async fn load_checkpoint(
+    conn: &mut PgConnection,
+    name: &str,
+) -> Result<Option<Checkpoint>, sqlx::Error> {
+    sqlx::query("INSERT INTO projection_checkpoints (name) VALUES ($1) ON CONFLICT DO NOTHING")
+        .bind(name)
+        .execute(&mut *conn)
+        .await?;
+    let row = sqlx::query(include_str!("../sql/checkpoint_lock.sql"))
+        .bind(name)
+        .fetch_optional(&mut *conn)
+        .await?;
+    Ok(row.map(|r| Checkpoint {
+        transaction_id: r.get("transaction_id"),
+        global_position: r.get("global_position"),
+    }))
+}
+
+pub async fn save_checkpoint(
+    conn: &mut PgConnection,
+    name: &str,
+    checkpoint: Checkpoint,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(include_str!("../sql/checkpoint_save.sql"))
+        .bind(name)
+        .bind(checkpoint.transaction_id)
+        .bind(checkpoint.global_position)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ProjectionStatus {
+    pub name: String,
+    pub position: i64,
+    pub lag_events: i64,
+    pub lag_seconds: f64,
+    pub updated_at: Option<DateTime<Utc>>,
+    pub last_error: Option<String>,
+}
+
+/// Position and lag of one log reader (`categories` = what it reads; `None` = everything).
+pub async fn status(
+    conn: &mut PgConnection,
+    name: &str,
+    categories: Option<&[String]>,
+) -> Result<ProjectionStatus, sqlx::Error> {
+    let row = sqlx::query(include_str!("../sql/checkpoint_status.sql"))
+        .bind(name)
+        .bind(categories)
+        .fetch_optional(conn)
+        .await?;
+    Ok(match row {
+        Some(r) => {
+            let oldest: Option<DateTime<Utc>> = r.get("oldest_pending_at");
+            ProjectionStatus {
+                name: name.to_owned(),
+                position: r.get("global_position"),
+                lag_events: r.get("lag_events"),
+                lag_seconds: oldest
+                    .map(|t| (Utc::now() - t).num_milliseconds().max(0) as f64 / 1000.0)
+                    .unwrap_or(0.0),
+                updated_at: Some(r.get("updated_at")),
+                last_error: r.get("last_error"),
+            }
+        }
+        None => ProjectionStatus {
+            name: name.to_owned(),
+            position: 0,
+            lag_events: 0,
+            lag_seconds: 0.0,
+            updated_at: None,
+            last_error: None,
+        },
+    })
+}

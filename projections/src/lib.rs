@@ -1,0 +1,13 @@
+//! The projection runtime — a checkpointed, never-skipping reader of the event log — and the
+//! read models built with it.
+
+mod checkpoint;
+mod projection;
+pub mod read_models;
+mod rebuild;
+mod runner;
+
+pub use checkpoint::{load_checkpoint, save_checkpoint, status, ProjectionStatus};
+pub use projection::{apply_inline, Mode, Projection, ProjectionError};
+pub use rebuild::{rebuild, reset};
+pub use runner::{run_until_caught_up, step, Runner, RunnerConfig, Step, Wakeup};

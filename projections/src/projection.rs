@@ -1,0 +1,61 @@
+use async_trait::async_trait;
+use fleetstream_events::StoredEvent;
+use sqlx::PgConnection;
+use std::sync::Arc;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Updated inside the append transaction, for replies that must see their own write.
+    Inline,
+    /// Updated by the runner after commit.
+    Async,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProjectionError {
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+    #[error(transparent)]
+    Decode(#[from] fleetstream_events::DecodeError),
+    #[error("{0}")]
+    Other(String),
+}
+
+/// A read model fed by the log. `apply` runs inside a transaction the runtime owns; the read
+/// model change and the checkpoint commit together.
+#[async_trait]
+pub trait Projection: Send + Sync + 'static {
+    fn name(&self) -> &'static str;
+    /// Stream categories it reads; the reader filters in SQL.
+    fn categories(&self) -> &'static [&'static str];
+    /// Tables it owns; a reset truncates them.
+    fn tables(&self) -> &'static [&'static str];
+    fn mode(&self) -> Mode {
+        Mode::Async
+    }
+    /// Applies a batch in log order. Implementations ignore event types they do not use.
+    async fn apply(
+        &self,
+        conn: &mut PgConnection,
+        events: &[StoredEvent],
+    ) -> Result<(), ProjectionError>;
+}
+
+/// Runs the inline projections over freshly appended events, in the append's transaction.
+pub async fn apply_inline(
+    conn: &mut PgConnection,
+    projections: &[Arc<dyn Projection>],
+    events: &[StoredEvent],
+) -> Result<(), ProjectionError> {
+    for projection in projections.iter().filter(|p| p.mode() == Mode::Inline) {
+        let wanted: Vec<StoredEvent> = events
+            .iter()
+            .filter(|e| projection.categories().contains(&e.category()))
+            .cloned()
+            .collect();
+        if !wanted.is_empty() {
+            projection.apply(conn, &wanted).await?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,10 @@
+//! Read models, one module each. `all()` lists every projection the server runs.
+use crate::Projection;
+use std::sync::Arc;
+
+pub mod accounts;
+
+/// Every projection fleetstream maintains, inline and async.
+pub fn all() -> Vec<Arc<dyn Projection>> {
+    vec![Arc::new(accounts::Accounts)]
+}

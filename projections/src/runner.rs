@@ -1,0 +1,193 @@
+use crate::{checkpoint, Mode, Projection};
+use fleetstream_events::store::{read_all, Checkpoint};
+use sqlx::postgres::PgListener;
+use sqlx::PgPool;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+#[derive(Debug, Clone)]
+pub struct RunnerConfig {
+    pub batch_size: i64,
+    /// Fallback when a notification is missed (or held back by an older open transaction).
+    pub poll_interval: Duration,
+    pub error_backoff: Duration,
+}
+
+impl Default for RunnerConfig {
+    fn default() -> Self {
+        Self {
+            batch_size: 500,
+            poll_interval: Duration::from_millis(250),
+            error_backoff: Duration::from_secs(1),
+        }
+    }
+}
+
+/// Ticks whenever an append commits (Postgres NOTIFY on `fleet_events`).
+#[derive(Clone)]
+pub struct Wakeup(watch::Receiver<u64>);
+
+impl Wakeup {
+    /// Listens on `fleet_events` until `shutdown`; reconnects on its own.
+    pub async fn listen(pool: &PgPool, shutdown: CancellationToken) -> Result<Self, sqlx::Error> {
+        let mut listener = PgListener::connect_with(pool).await?;
+        listener.listen("fleet_events").await?;
+        let (tx, rx) = watch::channel(0u64);
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = shutdown.cancelled() => break,
+                    received = listener.recv() => match received {
+                        Ok(_) => { tx.send_modify(|n| *n += 1); }
+                        Err(err) => {
+                            tracing::warn!(error = %err, "event notification listener failed; retrying");
+                            tokio::time::sleep(Duration::from_millis(200)).await;
+                        }
+                    },
+                }
+            }
+        });
+        Ok(Self(rx))
+    }
+
+    /// A wakeup that never fires: pure polling.
+    pub fn polling_only() -> Self {
+        let (tx, rx) = watch::channel(0u64);
+        std::mem::forget(tx);
+        Self(rx)
+    }
+
+    /// Waits for the next append or `timeout`, whichever comes first.
+    pub async fn wait_for(&mut self, timeout: Duration) {
+        let _ = tokio::time::timeout(timeout, self.0.changed()).await;
+    }
+}
+
+/// Runs async projections: one task each, each holding its projection batch by batch.
+pub struct Runner {
+    pool: PgPool,
+    projections: Vec<Arc<dyn Projection>>,
+    config: RunnerConfig,
+}
+
+impl Runner {
+    pub fn new(pool: PgPool, projections: Vec<Arc<dyn Projection>>, config: RunnerConfig) -> Self {
+        let projections = projections
+            .into_iter()
+            .filter(|p| p.mode() == Mode::Async)
+            .collect();
+        Self {
+            pool,
+            projections,
+            config,
+        }
+    }
+
+    pub fn spawn(
+        self,
+        wakeup: Wakeup,
+        shutdown: CancellationToken,
+    ) -> Vec<tokio::task::JoinHandle<()>> {
+        self.projections
+            .into_iter()
+            .map(|projection| {
+                let pool = self.pool.clone();
+                let config = self.config.clone();
+                let wakeup = wakeup.clone();
+                let shutdown = shutdown.clone();
+                let span = tracing::info_span!("projection", name = projection.name());
+                tokio::spawn(run_one(pool, projection, config, wakeup, shutdown).instrument(span))
+            })
+            .collect()
+    }
+}
+
+async fn run_one(
+    pool: PgPool,
+    projection: Arc<dyn Projection>,
+    config: RunnerConfig,
+    mut wakeup: Wakeup,
+    shutdown: CancellationToken,
+) {
+    while !shutdown.is_cancelled() {
+        match step(&pool, projection.as_ref(), config.batch_size).await {
+            Ok(Step::Applied(n)) if n as i64 >= config.batch_size => continue,
+            Ok(_) => {
+                tokio::select! {
+                    _ = shutdown.cancelled() => break,
+                    _ = wakeup.wait_for(config.poll_interval) => {}
+                }
+            }
+            Err(err) => {
+                tracing::error!(error = %err, "projection batch failed; it will be retried");
+                let _ = sqlx::query(
+                    "UPDATE projection_checkpoints SET last_error = $2 WHERE name = $1",
+                )
+                .bind(projection.name())
+                .bind(err.to_string())
+                .execute(&pool)
+                .await;
+                tokio::select! {
+                    _ = shutdown.cancelled() => break,
+                    _ = tokio::time::sleep(config.error_backoff) => {}
+                }
+            }
+        }
+    }
+}
+
+/// The outcome of one batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    Applied(usize),
+    /// Another worker holds this projection right now.
+    HeldElsewhere,
+}
+
+/// Reads one batch after the checkpoint, applies it and moves the checkpoint, in one
+/// transaction: either both the read model and the checkpoint move, or neither.
+pub async fn step(
+    pool: &PgPool,
+    projection: &dyn Projection,
+    batch_size: i64,
+) -> Result<Step, crate::ProjectionError> {
+    let mut tx = pool.begin().await?;
+    let Some(from) = checkpoint::load_checkpoint(&mut tx, projection.name()).await? else {
+        return Ok(Step::HeldElsewhere);
+    };
+    let categories: Vec<String> = projection
+        .categories()
+        .iter()
+        .map(|c| c.to_string())
+        .collect();
+    let events = read_all(&mut tx, from, batch_size, Some(&categories)).await?;
+    let Some(last) = events.last() else {
+        return Ok(Step::Applied(0));
+    };
+    let to = Checkpoint::after(last);
+    projection.apply(&mut tx, &events).await?;
+    checkpoint::save_checkpoint(&mut tx, projection.name(), to).await?;
+    tx.commit().await?;
+    metrics::gauge!("fleet_projection_position", "projection" => projection.name())
+        .set(to.global_position as f64);
+    Ok(Step::Applied(events.len()))
+}
+
+/// Applies batches until the projection has nothing left to read (tests, CLI `project --once`).
+pub async fn run_until_caught_up(
+    pool: &PgPool,
+    projection: &dyn Projection,
+    batch_size: i64,
+) -> Result<u64, crate::ProjectionError> {
+    let mut total = 0u64;
+    loop {
+        match step(pool, projection, batch_size).await? {
+            Step::Applied(0) => return Ok(total),
+            Step::Applied(n) => total += n as u64,
+            Step::HeldElsewhere => tokio::time::sleep(Duration::from_millis(20)).await,
+        }
+    }
+}

@@ -1,0 +1,143 @@
+use super::{TokenError, TokenType};
+use crate::app::AppState;
+use crate::http::{ApiError, Namespace};
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use axum::http::{header, StatusCode};
+use fleetstream_events::Role;
+use serde_json::json;
+
+/// The authenticated account behind a request. Checked against the accounts read model on
+/// every request, so a deactivated or withdrawn account is refused at once.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub account_id: i64,
+    pub role: Role,
+}
+
+impl Caller {
+    pub fn is_manager(&self) -> bool {
+        self.role.is_manager()
+    }
+    pub fn is_admin(&self) -> bool {
+        self.role.is_admin()
+    }
+}
+
+/// Why a request is not authenticated, rendered per namespace.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthFailure {
+    Missing,
+    Invalid,
+    Expired,
+    WrongType,
+    AccountUnusable,
+}
+
+impl AuthFailure {
+    pub fn into_error(self, ns: Namespace) -> ApiError {
+        use AuthFailure::*;
+        let unauthorized = StatusCode::UNAUTHORIZED;
+        match ns {
+            Namespace::Nueyne | Namespace::Core => match self {
+                Missing => ApiError::detail(unauthorized, "Not authenticated"),
+                Expired => ApiError::detail(unauthorized, "Token is expired"),
+                Invalid | WrongType | AccountUnusable => {
+                    ApiError::detail(unauthorized, "Could not validate credentials")
+                }
+            },
+            Namespace::KooDtx => match self {
+                Missing => ApiError::msg(unauthorized, "Missing Authorization Header"),
+                Expired => ApiError::msg(unauthorized, "Token has expired"),
+                WrongType => ApiError::msg(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "Only access tokens are allowed",
+                ),
+                Invalid => ApiError::msg(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "Signature verification failed",
+                ),
+                AccountUnusable => ApiError::msg(unauthorized, "User not found"),
+            },
+            Namespace::Drf => match self {
+                Missing => ApiError::detail(
+                    unauthorized,
+                    "Authentication credentials were not provided.",
+                ),
+                AccountUnusable => ApiError::with_body(
+                    unauthorized,
+                    json!({"detail": "User is inactive", "code": "user_inactive"}),
+                ),
+                Invalid | Expired | WrongType => ApiError::with_body(
+                    unauthorized,
+                    json!({"detail": "Given token not valid for any token type", "code": "token_not_valid"}),
+                ),
+            },
+        }
+    }
+}
+
+impl From<TokenError> for AuthFailure {
+    fn from(err: TokenError) -> Self {
+        match err {
+            TokenError::Expired => AuthFailure::Expired,
+            TokenError::Invalid => AuthFailure::Invalid,
+            TokenError::WrongType => AuthFailure::WrongType,
+        }
+    }
+}
+
+/// The bearer token of a request, if it has one.
+pub fn bearer_token(parts: &Parts) -> Result<&str, AuthFailure> {
+    let value = parts
+        .headers
+        .get(header::AUTHORIZATION)
+        .ok_or(AuthFailure::Missing)?
+        .to_str()
+        .map_err(|_| AuthFailure::Invalid)?;
+    let (scheme, token) = value.split_once(' ').ok_or(AuthFailure::Invalid)?;
+    if !scheme.eq_ignore_ascii_case("bearer") || token.trim().is_empty() {
+        return Err(AuthFailure::Invalid);
+    }
+    Ok(token.trim())
+}
+
+impl Caller {
+    /// Authenticates an access token against the accounts read model.
+    pub async fn from_token(state: &AppState, token: &str) -> Result<Caller, AuthFailure> {
+        let claims = state.jwt.verify(token, TokenType::Access)?;
+        let account_id = claims.account_id().ok_or(AuthFailure::Invalid)?;
+        let row: Option<(String, bool)> = sqlx::query_as(
+            "SELECT role, is_active FROM accounts WHERE id = $1 AND deleted_at IS NULL",
+        )
+        .bind(account_id)
+        .fetch_optional(&state.store.pool)
+        .await
+        .map_err(|err| {
+            tracing::error!(error = %err, "account lookup failed during authentication");
+            AuthFailure::AccountUnusable
+        })?;
+        match row {
+            Some((role, true)) => Ok(Caller {
+                account_id,
+                role: Role::parse(&role).ok_or(AuthFailure::AccountUnusable)?,
+            }),
+            _ => Err(AuthFailure::AccountUnusable),
+        }
+    }
+}
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let ns = Namespace::of_uri(&parts.uri);
+        let token = bearer_token(parts).map_err(|f| f.into_error(ns))?;
+        Caller::from_token(state, token)
+            .await
+            .map_err(|f| f.into_error(ns))
+    }
+}

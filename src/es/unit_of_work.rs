@@ -1,0 +1,193 @@
+use super::{Aggregate, MAX_CONFLICT_RETRIES};
+use fleetstream_events::store::{
+    self, AppendError, ExpectedVersion, LoadError, NewEvent, StreamAppend,
+};
+use fleetstream_events::{DomainEvent, EventMetadata, StoredEvent};
+use fleetstream_projections::{apply_inline, Projection, ProjectionError};
+use sqlx::{PgConnection, PgPool, Postgres, Transaction};
+use std::sync::Arc;
+use tracing::Instrument;
+
+/// The log plus the inline projections every append must feed.
+#[derive(Clone)]
+pub struct EventStore {
+    pub pool: PgPool,
+    projections: Arc<Vec<Arc<dyn Projection>>>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CommandError<E> {
+    #[error("domain: {0:?}")]
+    Domain(E),
+    #[error("concurrency conflict on {0}")]
+    Conflict(String),
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+    #[error(transparent)]
+    Projection(#[from] ProjectionError),
+    #[error(transparent)]
+    Decode(#[from] fleetstream_events::DecodeError),
+}
+
+impl<E> CommandError<E> {
+    /// True when the command broke the named unique constraint of a read model or table.
+    pub fn is_unique_violation(&self, constraint: &str) -> bool {
+        match self {
+            Self::Database(err) | Self::Projection(ProjectionError::Database(err)) => {
+                store::is_unique_violation(err, constraint)
+            }
+            _ => false,
+        }
+    }
+
+    pub fn map_domain<F>(self, f: impl FnOnce(E) -> F) -> CommandError<F> {
+        match self {
+            Self::Domain(e) => CommandError::Domain(f(e)),
+            Self::Conflict(s) => CommandError::Conflict(s),
+            Self::Database(e) => CommandError::Database(e),
+            Self::Projection(e) => CommandError::Projection(e),
+            Self::Decode(e) => CommandError::Decode(e),
+        }
+    }
+}
+
+impl<E> From<AppendError> for CommandError<E> {
+    fn from(err: AppendError) -> Self {
+        match err {
+            AppendError::Conflict { stream_id, .. } => Self::Conflict(stream_id),
+            AppendError::PartialDuplicate(stream_id) => Self::Conflict(stream_id),
+            AppendError::Database(e)
+                if store::is_unique_violation(&e, "events_stream_version_key") =>
+            {
+                Self::Conflict("events".into())
+            }
+            AppendError::Database(e) => Self::Database(e),
+        }
+    }
+}
+
+impl<E> From<LoadError> for CommandError<E> {
+    fn from(err: LoadError) -> Self {
+        match err {
+            LoadError::Database(e) => Self::Database(e),
+            LoadError::Decode(e) => Self::Decode(e),
+        }
+    }
+}
+
+impl EventStore {
+    pub fn new(pool: PgPool, projections: Vec<Arc<dyn Projection>>) -> Self {
+        Self {
+            pool,
+            projections: Arc::new(projections),
+        }
+    }
+
+    pub fn projections(&self) -> &[Arc<dyn Projection>] {
+        &self.projections
+    }
+
+    pub async fn begin(&self, metadata: EventMetadata) -> Result<UnitOfWork, sqlx::Error> {
+        Ok(UnitOfWork {
+            tx: self.pool.begin().await?,
+            staged: Vec::new(),
+            metadata,
+            projections: self.projections.clone(),
+        })
+    }
+
+    /// Runs a single-aggregate command: load → decide → append at the loaded version, retried
+    /// against fresh state when another writer got there first. Returns the state after the
+    /// command and the stored events.
+    pub async fn execute<A, E>(
+        &self,
+        id: impl std::fmt::Display,
+        metadata: EventMetadata,
+        decide: impl Fn(&A) -> Result<Vec<A::Event>, E>,
+    ) -> Result<(A, Vec<StoredEvent>), CommandError<E>>
+    where
+        A: Aggregate,
+    {
+        let stream_id = A::Event::stream_id(id);
+        let span = tracing::info_span!("command", stream = %stream_id);
+        async {
+            let mut attempt = 0;
+            loop {
+                attempt += 1;
+                let mut uow = self.begin(metadata.clone()).await?;
+                let (mut state, version) = uow.load::<A>(&stream_id).await?;
+                let events = decide(&state).map_err(CommandError::Domain)?;
+                for event in &events {
+                    state.evolve(event);
+                }
+                uow.stage(&stream_id, ExpectedVersion::from_loaded(version), &events);
+                match uow.commit().await {
+                    Err(CommandError::Conflict(_)) if attempt <= MAX_CONFLICT_RETRIES => {
+                        tracing::debug!(attempt, "version conflict; deciding again");
+                        continue;
+                    }
+                    Err(err) => return Err(err),
+                    Ok(stored) => return Ok((state, stored)),
+                }
+            }
+        }
+        .instrument(span)
+        .await
+    }
+}
+
+/// One transaction spanning any number of streams: load, stage, commit all or nothing.
+pub struct UnitOfWork {
+    tx: Transaction<'static, Postgres>,
+    staged: Vec<StreamAppend>,
+    metadata: EventMetadata,
+    projections: Arc<Vec<Arc<dyn Projection>>>,
+}
+
+impl UnitOfWork {
+    /// Folds a stream into `A`; returns the state and its version (0 when new).
+    pub async fn load<A: Aggregate>(&mut self, stream_id: &str) -> Result<(A, i64), LoadError> {
+        store::load::<A::Event, A>(&mut self.tx, stream_id, A::default(), A::evolve).await
+    }
+
+    /// Queues events for `stream_id`; nothing is written before `commit`.
+    pub fn stage<E: DomainEvent>(
+        &mut self,
+        stream_id: &str,
+        expected: ExpectedVersion,
+        events: &[E],
+    ) {
+        if events.is_empty() {
+            return;
+        }
+        self.staged.push(StreamAppend {
+            stream_id: stream_id.to_owned(),
+            expected,
+            events: events
+                .iter()
+                .map(|e| NewEvent::from_domain(e, &self.metadata))
+                .collect(),
+        });
+    }
+
+    /// The transaction, for lookups and sequence values that must share it.
+    pub fn conn(&mut self) -> &mut PgConnection {
+        &mut self.tx
+    }
+
+    /// Appends everything staged, feeds the inline projections and commits.
+    pub async fn commit<E>(mut self) -> Result<Vec<StoredEvent>, CommandError<E>> {
+        let stored = store::append(&mut self.tx, &self.staged).await?;
+        apply_inline(&mut self.tx, &self.projections, &stored).await?;
+        self.tx.commit().await?;
+        Ok(stored)
+    }
+}
+
+/// Next value of a Postgres sequence (integer ids are taken at command time).
+pub async fn next_id(conn: &mut PgConnection, sequence: &str) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar("SELECT nextval($1::regclass)")
+        .bind(sequence)
+        .fetch_one(conn)
+        .await
+}

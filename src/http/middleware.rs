@@ -1,0 +1,82 @@
+//! Request-level middleware: namespace-shaped body limits (checked before authentication),
+//! Prometheus request timing, and the 404 fallback.
+
+use super::{ApiError, Namespace};
+use axum::body::Body;
+use axum::extract::{MatchedPath, Request};
+use axum::http::header;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use std::time::Instant;
+
+/// Default request body limit (CONTRACT §7).
+pub const BODY_LIMIT: usize = 2 * 1024 * 1024;
+/// KooDTX pushes carry up to 10,000 samples and more.
+pub const SYNC_PUSH_BODY_LIMIT: usize = 32 * 1024 * 1024;
+
+pub fn body_limit_for(ns: Namespace) -> usize {
+    match ns {
+        Namespace::KooDtx => SYNC_PUSH_BODY_LIMIT,
+        _ => BODY_LIMIT,
+    }
+}
+
+fn body_limit_for_path(path: &str) -> usize {
+    if path.trim_end_matches('/') == "/api/sync/push" {
+        SYNC_PUSH_BODY_LIMIT
+    } else {
+        BODY_LIMIT
+    }
+}
+
+/// Refuses an oversized declared body at once and caps streamed ones, before any extractor
+/// (authentication included) runs.
+pub async fn limit_body(req: Request, next: Next) -> Response {
+    let ns = Namespace::of_uri(req.uri());
+    let limit = body_limit_for_path(req.uri().path());
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|len| len > limit) {
+        return ApiError::payload_too_large(ns, limit).into_response();
+    }
+    let req = req.map(|body| Body::new(http_body_util::Limited::new(body, limit)));
+    next.run(req).await
+}
+
+/// Records `fleet_http_request_duration_seconds` by method, route template and status.
+pub async fn record_metrics(req: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = req.method().to_string();
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_else(|| "unmatched".to_owned());
+    let response = next.run(req).await;
+    metrics::histogram!(
+        "fleet_http_request_duration_seconds",
+        "method" => method,
+        "route" => route,
+        "status" => response.status().as_u16().to_string(),
+    )
+    .record(started.elapsed().as_secs_f64());
+    response
+}
+
+/// Unknown routes: 404 in the namespace's shape.
+pub async fn not_found(uri: axum::http::Uri) -> ApiError {
+    ApiError::not_found(Namespace::of_uri(&uri))
+}
+
+/// A 405 from the router carries no body; give it the namespace's shape.
+pub async fn shape_method_not_allowed(req: Request, next: Next) -> Response {
+    let ns = Namespace::of_uri(req.uri());
+    let response = next.run(req).await;
+    if response.status() == axum::http::StatusCode::METHOD_NOT_ALLOWED {
+        return ApiError::in_namespace(ns, response.status(), "Method Not Allowed").into_response();
+    }
+    response
+}

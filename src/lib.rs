@@ -1,0 +1,15 @@
+//! fleetstream: one event-sourced backend for five client contracts.
+
+pub mod accounts;
+pub mod app;
+pub mod auth;
+pub mod cli;
+pub mod config;
+pub mod db;
+pub mod es;
+pub mod http;
+pub mod relay;
+pub mod routes;
+pub mod telemetry;
+pub mod testing;
+pub mod workers;

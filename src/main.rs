@@ -1,0 +1,354 @@
+use anyhow::Context;
+use clap::Parser;
+use fleetstream::app::{self, AppState};
+use fleetstream::cli::{
+    AdminCommand, Cli, Command, EventsCommand, NatsCommand, ProjectionsCommand,
+};
+use fleetstream::config::Config;
+use fleetstream::workers::{self, WorkerSet};
+use fleetstream::{db, relay, telemetry};
+use fleetstream_events::store::{read_all, Checkpoint};
+use fleetstream_events::{EventEnvelope, EventMetadata, Role};
+use indicatif::{ProgressBar, ProgressStyle};
+use std::io::Read;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+#[tokio::main]
+async fn main() {
+    telemetry::init_tracing();
+    let cli = Cli::parse();
+    if let Err(err) = run(cli).await {
+        eprintln!("fleetstream: {err:#}");
+        std::process::exit(1);
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let config = Config::from_env()?;
+    let pool = db::connect(&config.database_url).await?;
+    match cli.command {
+        Command::Migrate => {
+            db::migrate(&pool).await?;
+            println!("migrations applied");
+        }
+        Command::Serve { no_workers } => {
+            db::migrate(&pool).await?;
+            let nats = connect_nats(&config).await;
+            let state = AppState::new(pool, config.clone(), nats);
+            ensure_first_superadmin(&state).await?;
+            serve(state, !no_workers).await?;
+        }
+        Command::Project { only } => {
+            let state = AppState::new(pool, config.clone(), None);
+            if let Some(name) = &only {
+                find_projection(&state, name)?;
+            }
+            let shutdown = CancellationToken::new();
+            let handles = workers::spawn(
+                &state,
+                WorkerSet {
+                    projections: true,
+                    only,
+                    relay: false,
+                },
+                shutdown.clone(),
+            )
+            .await?;
+            tracing::info!("projection workers running; Ctrl-C or SIGTERM to stop");
+            shutdown_signal().await;
+            shutdown.cancel();
+            futures::future::join_all(handles).await;
+        }
+        Command::Admin {
+            command:
+                AdminCommand::Create {
+                    email,
+                    password_stdin,
+                },
+        } => {
+            anyhow::ensure!(
+                password_stdin,
+                "pass the password on standard input with --password-stdin"
+            );
+            let mut password = String::new();
+            std::io::stdin().read_to_string(&mut password)?;
+            let password = password.trim_end_matches(['\n', '\r']);
+            anyhow::ensure!(
+                password.chars().count() >= 8,
+                "the password must be at least 8 characters"
+            );
+            let state = AppState::new(pool, config, None);
+            let id = create_superadmin(&state, &email, password).await?;
+            println!("superadmin {email} created with id {id}");
+        }
+        Command::Events { command } => events(&pool, command).await?,
+        Command::Projections { command } => {
+            projections(AppState::new(pool, config, None), command).await?
+        }
+        Command::Nats {
+            command: NatsCommand::Republish { from },
+        } => {
+            let client = async_nats::connect(&config.nats_url)
+                .await
+                .with_context(|| format!("NATS_URL: cannot connect to {}", config.nats_url))?;
+            let bar = progress_bar(0);
+            let done = relay::republish(&pool, client, from, |done, total| {
+                bar.set_length(total);
+                bar.set_position(done);
+            })
+            .await?;
+            bar.finish();
+            println!("republished {done} events from position {from}");
+        }
+    }
+    Ok(())
+}
+
+async fn connect_nats(config: &Config) -> Option<async_nats::Client> {
+    // Connects in the background and keeps retrying, so the API starts even while NATS is down.
+    match async_nats::ConnectOptions::new()
+        .retry_on_initial_connect()
+        .connect(&config.nats_url)
+        .await
+    {
+        Ok(client) => Some(client),
+        Err(err) => {
+            tracing::warn!(error = %err, "NATS_URL unusable; events stay in the log until restart");
+            None
+        }
+    }
+}
+
+async fn serve(state: AppState, with_workers: bool) -> anyhow::Result<()> {
+    let shutdown = CancellationToken::new();
+    let handles = if with_workers {
+        workers::spawn(
+            &state,
+            WorkerSet {
+                projections: true,
+                only: None,
+                relay: true,
+            },
+            shutdown.clone(),
+        )
+        .await?
+    } else {
+        Vec::new()
+    };
+    let addr = state.config.http_addr;
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("FLEET_HTTP_ADDR: cannot listen on {addr}"))?;
+    tracing::info!(%addr, "fleetstream listening");
+    let app = app::router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    let stop = shutdown.clone();
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async move {
+            shutdown_signal().await;
+            tracing::info!("shutting down: draining requests and finishing projection batches");
+            stop.cancel();
+        })
+        .await?;
+    shutdown.cancel();
+    futures::future::join_all(handles).await;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("installing the SIGTERM handler");
+        tokio::select! { _ = ctrl_c => {}, _ = term.recv() => {} }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}
+
+async fn create_superadmin(state: &AppState, email: &str, password: &str) -> anyhow::Result<i64> {
+    let profile = fleetstream_events::AccountProfile {
+        email: email.to_owned(),
+        ..Default::default()
+    };
+    fleetstream::accounts::register(
+        &state.store,
+        EventMetadata::default(),
+        profile,
+        password,
+        Role::Superadmin,
+    )
+    .await
+    .map_err(|err| {
+        if err.is_unique_violation("accounts_email_key") {
+            anyhow::anyhow!("an account with email {email} exists already")
+        } else {
+            anyhow::anyhow!("cannot create the superadmin: {err}")
+        }
+    })
+}
+
+/// CONTRACT §1: the first superadmin comes from FLEET_ADMIN_EMAIL / FLEET_ADMIN_PASSWORD.
+async fn ensure_first_superadmin(state: &AppState) -> anyhow::Result<()> {
+    let (Some(email), Some(password)) = (&state.config.admin_email, &state.config.admin_password)
+    else {
+        return Ok(());
+    };
+    let exists: bool =
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM accounts WHERE role = 'superadmin')")
+            .fetch_one(state.pool())
+            .await?;
+    if !exists {
+        anyhow::ensure!(
+            password.chars().count() >= 8,
+            "FLEET_ADMIN_PASSWORD: must be at least 8 characters"
+        );
+        let id = create_superadmin(state, email, password).await?;
+        tracing::info!(id, "first superadmin created from FLEET_ADMIN_EMAIL");
+    }
+    Ok(())
+}
+
+fn find_projection(
+    state: &AppState,
+    name: &str,
+) -> anyhow::Result<std::sync::Arc<dyn fleetstream_projections::Projection>> {
+    state
+        .store
+        .projections()
+        .iter()
+        .find(|p| p.name() == name)
+        .cloned()
+        .ok_or_else(|| {
+            let known: Vec<&str> = state.store.projections().iter().map(|p| p.name()).collect();
+            anyhow::anyhow!("no projection named {name:?}; known: {}", known.join(", "))
+        })
+}
+
+fn progress_bar(len: u64) -> ProgressBar {
+    let bar = ProgressBar::new(len);
+    bar.set_style(
+        ProgressStyle::with_template("{bar:40} {pos}/{len} events ({per_sec}, eta {eta})")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    bar
+}
+
+async fn projections(state: AppState, command: ProjectionsCommand) -> anyhow::Result<()> {
+    let pool = state.pool().clone();
+    match command {
+        ProjectionsCommand::Status => {
+            let mut conn = pool.acquire().await?;
+            println!(
+                "{:<24} {:<7} {:>10} {:>10} {:>9}  last error",
+                "name", "mode", "position", "lag", "lag s"
+            );
+            for p in state.store.projections() {
+                let categories: Vec<String> =
+                    p.categories().iter().map(|c| c.to_string()).collect();
+                let s =
+                    fleetstream_projections::status(&mut conn, p.name(), Some(&categories)).await?;
+                let mode = format!("{:?}", p.mode()).to_lowercase();
+                println!(
+                    "{:<24} {:<7} {:>10} {:>10} {:>9.1}  {}",
+                    s.name,
+                    mode,
+                    s.position,
+                    s.lag_events,
+                    s.lag_seconds,
+                    s.last_error.unwrap_or_default()
+                );
+            }
+            let s = fleetstream_projections::status(&mut conn, relay::RELAY_NAME, None).await?;
+            println!(
+                "{:<24} {:<7} {:>10} {:>10} {:>9.1}  {}",
+                s.name,
+                "relay",
+                s.position,
+                s.lag_events,
+                s.lag_seconds,
+                s.last_error.unwrap_or_default()
+            );
+        }
+        ProjectionsCommand::Rebuild { name } => {
+            let projection = find_projection(&state, &name)?;
+            let categories: Vec<String> = projection
+                .categories()
+                .iter()
+                .map(|c| c.to_string())
+                .collect();
+            let total: i64 =
+                sqlx::query_scalar("SELECT count(*) FROM events WHERE category = ANY($1)")
+                    .bind(&categories)
+                    .fetch_one(&pool)
+                    .await?;
+            let bar = progress_bar(total as u64);
+            let applied =
+                fleetstream_projections::rebuild(&pool, projection.as_ref(), 2000, |n| bar.inc(n))
+                    .await?;
+            bar.finish();
+            println!("rebuilt {name} from {applied} events");
+        }
+        ProjectionsCommand::Reset { name } => {
+            let projection = find_projection(&state, &name)?;
+            fleetstream_projections::reset(&pool, projection.as_ref()).await?;
+            println!("reset {name}");
+        }
+    }
+    Ok(())
+}
+
+async fn events(pool: &sqlx::PgPool, command: EventsCommand) -> anyhow::Result<()> {
+    let print = |e: &fleetstream_events::StoredEvent| {
+        println!(
+            "{}",
+            serde_json::to_string(&EventEnvelope::from(e)).unwrap_or_default()
+        );
+    };
+    match command {
+        EventsCommand::Show { stream } => {
+            let mut conn = pool.acquire().await?;
+            let events = fleetstream_events::store::read_stream(&mut conn, &stream, 1).await?;
+            anyhow::ensure!(!events.is_empty(), "stream {stream} has no events");
+            events.iter().for_each(print);
+        }
+        EventsCommand::Tail {
+            follow,
+            category,
+            limit,
+        } => {
+            // Start `limit` events before the end, then read forward with the never-skipping reader.
+            let start: Option<(i64, i64)> = sqlx::query_as(
+                "SELECT transaction_id::text::bigint, global_position FROM events
+                 WHERE ($1::text IS NULL OR category = $1)
+                 ORDER BY transaction_id DESC, global_position DESC OFFSET $2 LIMIT 1",
+            )
+            .bind(&category)
+            .bind(limit.max(1))
+            .fetch_optional(pool)
+            .await?;
+            let mut at = start
+                .map(|(t, p)| Checkpoint {
+                    transaction_id: t,
+                    global_position: p,
+                })
+                .unwrap_or_default();
+            let categories = category.map(|c| vec![c]);
+            let mut conn = pool.acquire().await?;
+            loop {
+                let events = read_all(&mut conn, at, 500, categories.as_deref()).await?;
+                events.iter().for_each(print);
+                if let Some(last) = events.last() {
+                    at = Checkpoint::after(last);
+                    continue;
+                }
+                if !follow {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,160 @@
+//! Helpers for integration tests and benchmarks: build the app on a given pool, create accounts
+//! through the real register command, mint tokens.
+
+use crate::app::AppState;
+use crate::auth::TokenType;
+use crate::config::Config;
+use fleetstream_events::{AccountProfile, EventMetadata, Role};
+use sqlx::PgPool;
+
+pub fn state(pool: PgPool) -> AppState {
+    let config = Config::for_tests("postgres://unused");
+    AppState::new(pool, config, None)
+}
+
+/// A registered account and an access token for it.
+pub struct TestAccount {
+    pub id: i64,
+    pub email: String,
+    pub password: String,
+    pub token: String,
+}
+
+/// Registers `email` with `role` and password `password123`.
+pub async fn account(state: &AppState, email: &str, role: Role) -> TestAccount {
+    let password = "password123".to_owned();
+    let profile = AccountProfile {
+        email: email.to_owned(),
+        ..Default::default()
+    };
+    let id = crate::accounts::register(
+        &state.store,
+        EventMetadata::default(),
+        profile,
+        &password,
+        role,
+    )
+    .await
+    .expect("registering a fresh test account");
+    let token = state
+        .jwt
+        .issue(id, role.as_str(), TokenType::Access, None)
+        .token;
+    TestAccount {
+        id,
+        email: email.to_owned(),
+        password,
+        token,
+    }
+}
+
+/// A request through the whole router (middleware included), without a socket.
+pub struct TestClient {
+    router: axum::Router,
+}
+
+/// A reply: status, headers and the body parsed as JSON (`Null` when empty or not JSON).
+#[derive(Debug)]
+pub struct TestResponse {
+    pub status: axum::http::StatusCode,
+    pub headers: axum::http::HeaderMap,
+    pub body: serde_json::Value,
+    pub text: String,
+}
+
+impl TestClient {
+    pub fn new(state: AppState) -> Self {
+        Self {
+            router: crate::app::router(state),
+        }
+    }
+
+    /// Sends `body` as JSON when it is not `Null`.
+    pub async fn request(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: serde_json::Value,
+    ) -> TestResponse {
+        let bytes = if body.is_null() {
+            Vec::new()
+        } else {
+            serde_json::to_vec(&body).expect("JSON body")
+        };
+        self.raw(method, path, token, "application/json", bytes)
+            .await
+    }
+
+    pub async fn get(&self, path: &str, token: Option<&str>) -> TestResponse {
+        self.request("GET", path, token, serde_json::Value::Null)
+            .await
+    }
+
+    pub async fn post(
+        &self,
+        path: &str,
+        token: Option<&str>,
+        body: serde_json::Value,
+    ) -> TestResponse {
+        self.request("POST", path, token, body).await
+    }
+
+    /// Sends `pairs` form-encoded.
+    pub async fn post_form(
+        &self,
+        path: &str,
+        token: Option<&str>,
+        pairs: &[(&str, &str)],
+    ) -> TestResponse {
+        let body = serde_urlencoded::to_string(pairs)
+            .expect("form body")
+            .into_bytes();
+        self.raw(
+            "POST",
+            path,
+            token,
+            "application/x-www-form-urlencoded",
+            body,
+        )
+        .await
+    }
+
+    pub async fn raw(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        content_type: &str,
+        body: Vec<u8>,
+    ) -> TestResponse {
+        use tower::ServiceExt;
+        let mut builder = axum::http::Request::builder().method(method).uri(path);
+        if !body.is_empty() {
+            builder = builder.header("content-type", content_type);
+        }
+        if let Some(token) = token {
+            builder = builder.header("authorization", format!("Bearer {token}"));
+        }
+        let request = builder.body(axum::body::Body::from(body)).expect("request");
+        let response = self
+            .router
+            .clone()
+            .oneshot(request)
+            .await
+            .expect("infallible router");
+        let status = response.status();
+        let headers = response.headers().clone();
+        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .expect("body");
+        let text = String::from_utf8_lossy(&bytes).into_owned();
+        let body = serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null);
+        TestResponse {
+            status,
+            headers,
+            body,
+            text,
+        }
+    }
+}

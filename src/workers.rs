@@ -1,0 +1,89 @@
+//! Background work of a server process: async projections, the NATS relay, lag metrics.
+
+use crate::app::AppState;
+use fleetstream_projections::{Projection, Runner, RunnerConfig, Wakeup};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+/// Which workers to start.
+#[derive(Debug, Clone)]
+pub struct WorkerSet {
+    pub projections: bool,
+    /// Only this projection (`project --only NAME`).
+    pub only: Option<String>,
+    pub relay: bool,
+}
+
+pub async fn spawn(
+    state: &AppState,
+    set: WorkerSet,
+    shutdown: CancellationToken,
+) -> anyhow::Result<Vec<JoinHandle<()>>> {
+    let pool = state.pool().clone();
+    let wakeup = Wakeup::listen(&pool, shutdown.clone()).await?;
+    let mut handles = Vec::new();
+    if set.projections {
+        let selected: Vec<Arc<dyn Projection>> = state
+            .store
+            .projections()
+            .iter()
+            .filter(|p| set.only.as_deref().is_none_or(|only| only == p.name()))
+            .cloned()
+            .collect();
+        handles.extend(
+            Runner::new(pool.clone(), selected, RunnerConfig::default())
+                .spawn(wakeup.clone(), shutdown.clone()),
+        );
+    }
+    if set.relay {
+        if let Some(client) = state.nats.clone() {
+            handles.push(tokio::spawn(crate::relay::run(
+                pool.clone(),
+                client,
+                wakeup.clone(),
+                shutdown.clone(),
+            )));
+        }
+    }
+    handles.push(tokio::spawn(report_lag(state.clone(), shutdown)));
+    Ok(handles)
+}
+
+/// Publishes `fleet_projection_position` / `fleet_projection_lag_events` every few seconds.
+async fn report_lag(state: AppState, shutdown: CancellationToken) {
+    let mut names: Vec<(String, Option<Vec<String>>)> = state
+        .store
+        .projections()
+        .iter()
+        .map(|p| {
+            (
+                p.name().to_owned(),
+                Some(p.categories().iter().map(|c| c.to_string()).collect()),
+            )
+        })
+        .collect();
+    names.push((crate::relay::RELAY_NAME.to_owned(), None));
+    loop {
+        for (name, categories) in &names {
+            let Ok(mut conn) = state.pool().acquire().await else {
+                break;
+            };
+            if let Ok(status) =
+                fleetstream_projections::status(&mut conn, name, categories.as_deref()).await
+            {
+                metrics::gauge!("fleet_projection_position", "projection" => name.clone())
+                    .set(status.position as f64);
+                metrics::gauge!("fleet_projection_lag_events", "projection" => name.clone())
+                    .set(status.lag_events as f64);
+                metrics::gauge!("fleet_projection_lag_seconds", "projection" => name.clone())
+                    .set(status.lag_seconds);
+            }
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            _ = tokio::time::sleep(Duration::from_secs(5)) => {}
+        }
+    }
+}
