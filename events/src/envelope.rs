@@ -59,6 +59,23 @@ pub struct EventEnvelope {
     pub metadata: Value,
 }
 
+/// Payload fields that stay in the log (replays need them) but never leave it: NATS
+/// subscribers and CLI output see `"[redacted]"`.
+pub const SECRET_FIELDS: &[&str] = &["password_hash", "token_hash", "code_hash", "validnum"];
+
+fn redact(mut data: Value) -> Value {
+    if let Value::Object(map) = &mut data {
+        for (key, value) in map.iter_mut() {
+            if SECRET_FIELDS.contains(&key.as_str()) {
+                *value = Value::String("[redacted]".into());
+            } else if value.is_object() {
+                *value = redact(std::mem::take(value));
+            }
+        }
+    }
+    data
+}
+
 impl From<&StoredEvent> for EventEnvelope {
     fn from(e: &StoredEvent) -> Self {
         Self {
@@ -70,7 +87,7 @@ impl From<&StoredEvent> for EventEnvelope {
             stream_version: e.stream_version,
             global_position: e.global_position,
             recorded_at: e.recorded_at,
-            data: e.data.clone(),
+            data: redact(e.data.clone()),
             metadata: e.metadata.clone(),
         }
     }

@@ -8,7 +8,7 @@ mod envelope;
 pub mod store;
 
 pub use domain::*;
-pub use envelope::{EventEnvelope, EventMetadata, StoredEvent};
+pub use envelope::{EventEnvelope, EventMetadata, StoredEvent, SECRET_FIELDS};
 
 use serde::{de::DeserializeOwned, Serialize};
 use serde_json::Value;
