@@ -226,7 +226,10 @@ pub fn decide_set_active(
     })
 }
 
-pub fn decide_delete(state: &Account, now: DateTime<Utc>) -> Result<Vec<AccountEvent>, AccountError> {
+pub fn decide_delete(
+    state: &Account,
+    now: DateTime<Utc>,
+) -> Result<Vec<AccountEvent>, AccountError> {
     let account_id = live(state)?;
     Ok(vec![AccountEvent::AccountDeleted {
         account_id,
@@ -477,7 +480,10 @@ mod tests {
         let withdrawn = decide_withdraw(&state, t0()).unwrap();
         insta::assert_json_snapshot!((notif, phone, withdrawn.clone()));
         history.extend(withdrawn);
-        assert_eq!(decide_withdraw(&given(&history), t0()), Err(AccountError::Gone));
+        assert_eq!(
+            decide_withdraw(&given(&history), t0()),
+            Err(AccountError::Gone)
+        );
         assert_eq!(
             decide_withdraw(&Account::default(), t0()),
             Err(AccountError::NotFound)
