@@ -1,6 +1,12 @@
 //! The `account` aggregate: one identity behind every login door.
 
+pub mod core;
 pub mod domain;
+pub mod drf;
+pub mod koodtx;
+pub mod nueyne;
+pub mod read;
+pub mod sms;
 
 use crate::es::{next_id, CommandError, EventStore};
 use chrono::Utc;
@@ -17,6 +23,9 @@ pub async fn register(
     password: &str,
     role: Role,
 ) -> Result<i64, CommandError<AccountError>> {
+    if password.chars().count() < crate::auth::password::MIN_PASSWORD_LEN {
+        return Err(CommandError::Domain(AccountError::PasswordTooShort));
+    }
     let password_hash = crate::auth::password::hash(password);
     let mut uow = store.begin(metadata).await?;
     let account_id = next_id(uow.conn(), "account_id_seq").await?;
@@ -38,4 +47,44 @@ pub async fn register(
     );
     uow.commit().await?;
     Ok(account_id)
+}
+
+/// Runs one decision (or several, concatenated) against an account's stream.
+pub async fn change(
+    store: &EventStore,
+    metadata: EventMetadata,
+    account_id: i64,
+    decide: impl Fn(&Account) -> Result<Vec<AccountEvent>, AccountError>,
+) -> Result<Account, CommandError<AccountError>> {
+    store
+        .execute::<Account, AccountError>(account_id, metadata, decide)
+        .await
+        .map(|(state, _)| state)
+}
+
+/// Withdrawal (seed 001 `DELETE root-user`): the account leaves every door and all its refresh
+/// tokens are revoked, in one transaction.
+pub async fn withdraw(
+    store: &EventStore,
+    metadata: EventMetadata,
+    account_id: i64,
+) -> Result<(), CommandError<AccountError>> {
+    let stream_id = AccountEvent::stream_id(account_id);
+    let mut uow = store.begin(metadata).await?;
+    let (state, version) = uow.load::<Account>(&stream_id).await?;
+    let events = domain::decide_withdraw(&state, Utc::now()).map_err(CommandError::Domain)?;
+    uow.stage(&stream_id, ExpectedVersion::from_loaded(version), &events);
+    // THERAPY CASCADE (issue: therapy): the account's patients and their device pairings end in
+    // this same unit of work. Uncomment when `crate::therapy` lands:
+    // crate::therapy::withdraw_patients(&mut uow, account_id).await?;
+    crate::auth::refresh::revoke_all(uow.conn(), account_id).await?;
+    uow.commit().await?;
+    Ok(())
+}
+
+/// Admin soft delete / deactivation end the account's sessions too.
+pub async fn revoke_sessions(store: &EventStore, account_id: i64) -> Result<(), sqlx::Error> {
+    let mut conn = store.pool.acquire().await?;
+    crate::auth::refresh::revoke_all(&mut conn, account_id).await?;
+    Ok(())
 }

@@ -9,7 +9,13 @@ use uuid::Uuid;
 pub enum TokenType {
     Access,
     Refresh,
+    /// Proof that a phone number passed SMS verification (Nueyne `valid_token`); `sub` is the
+    /// phone number. Never accepted as an access or refresh token.
+    Phone,
 }
+
+/// How long a Nueyne `valid_token` stays usable for signup.
+pub const PHONE_TOKEN_TTL: Duration = Duration::from_secs(600);
 
 /// The one token format every door issues (CONTRACT §1).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -63,6 +69,19 @@ impl JwtKeys {
         }
     }
 
+    /// A `valid_token` for a phone number that passed SMS verification.
+    pub fn issue_phone(&self, phone: &str) -> IssuedToken {
+        let mut issued = self.issue(0, "", TokenType::Phone, None);
+        issued.claims.sub = phone.to_owned();
+        issued.token = encode(
+            &Header::new(Algorithm::HS256),
+            &issued.claims,
+            &self.encoding,
+        )
+        .expect("HS256 encoding of plain claims cannot fail");
+        issued
+    }
+
     pub fn issue(
         &self,
         account_id: i64,
@@ -74,6 +93,7 @@ impl JwtKeys {
         let ttl = match token_type {
             TokenType::Access => self.access_ttl,
             TokenType::Refresh => self.refresh_ttl,
+            TokenType::Phone => PHONE_TOKEN_TTL,
         };
         let claims = Claims {
             sub: account_id.to_string(),

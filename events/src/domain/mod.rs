@@ -2,4 +2,7 @@
 
 mod account;
 
-pub use account::{AccountEvent, AccountProfile, Role};
+pub use account::{AccountEvent, AccountProfile, NotificationSettings, ProfileChanges, Role};
+
+mod message;
+pub use message::MessageEvent;
