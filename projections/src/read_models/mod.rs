@@ -3,8 +3,16 @@ use crate::Projection;
 use std::sync::Arc;
 
 pub mod accounts;
+pub mod devices;
+pub mod patients;
+pub mod treatment_logs;
 
 /// Every projection fleetstream maintains, inline and async.
 pub fn all() -> Vec<Arc<dyn Projection>> {
-    vec![Arc::new(accounts::Accounts)]
+    vec![
+        Arc::new(accounts::Accounts),
+        Arc::new(devices::Devices),
+        Arc::new(patients::Patients),
+        Arc::new(treatment_logs::TreatmentLogs),
+    ]
 }

@@ -1,0 +1,3 @@
+//! The device registry (aggregate `device`).
+
+pub mod domain;

@@ -1,0 +1,5 @@
+//! Therapy: patients ("real users"), pairing, treatment logs.
+
+pub mod pairing;
+pub mod patients;
+pub mod treatment;
