@@ -2,6 +2,7 @@
 use crate::accounts::core as accounts;
 use crate::app::AppState;
 use axum::routing::{get, post};
+use crate::devices::core_http as devices;
 use axum::Router;
 
 pub fn router() -> Router<AppState> {
@@ -23,5 +24,10 @@ pub fn router() -> Router<AppState> {
             get(accounts::get_user)
                 .patch(accounts::patch_user)
                 .delete(accounts::delete_user),
+        )
+        .route("/api/v1/devices", get(devices::list).post(devices::create))
+        .route(
+            "/api/v1/devices/{id}",
+            get(devices::get).patch(devices::patch).delete(devices::delete),
         )
 }

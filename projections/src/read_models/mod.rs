@@ -4,11 +4,17 @@ use std::sync::Arc;
 
 pub mod accounts;
 pub mod outbound_messages;
+pub mod devices;
+pub mod patients;
+pub mod treatment_logs;
 
 /// Every projection fleetstream maintains, inline and async.
 pub fn all() -> Vec<Arc<dyn Projection>> {
     vec![
         Arc::new(accounts::Accounts),
         Arc::new(outbound_messages::OutboundMessages),
+        Arc::new(devices::Devices),
+        Arc::new(patients::Patients),
+        Arc::new(treatment_logs::TreatmentLogs),
     ]
 }

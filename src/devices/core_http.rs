@@ -1,0 +1,286 @@
+//! Seed 002 devices under `/api/v1/devices` (FastAPI shapes, CONTRACT §7 visibility).
+
+use super::views::{self, DeviceRow, DEVICE_COLUMNS, VISIBLE};
+use super::{domain::DeviceError, RegisterError};
+use crate::app::AppState;
+use crate::auth::Caller;
+use crate::es::CommandError;
+use crate::http::{ApiError, Json, Namespace, Query};
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use fleetstream_events::{DeviceChanges, DeviceLifecycle, DeviceSpec, EventMetadata};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+const NS: Namespace = Namespace::Core;
+
+fn forbidden() -> ApiError {
+    ApiError::detail(StatusCode::FORBIDDEN, "Not enough permissions")
+}
+
+fn not_found() -> ApiError {
+    ApiError::detail(StatusCode::NOT_FOUND, "Device not found")
+}
+
+fn meta(caller: &Caller) -> EventMetadata {
+    EventMetadata {
+        actor: Some(caller.account_id),
+        ..Default::default()
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub struct CreateDevice {
+    pub device_uid: String,
+    pub name: String,
+    #[serde(default)]
+    pub device_type: Option<String>,
+    #[serde(default)]
+    pub group_id: Option<i64>,
+    #[serde(default)]
+    pub owner_id: Option<i64>,
+    #[serde(default)]
+    pub firmware_version: Option<String>,
+    #[serde(default)]
+    pub serial_code: Option<String>,
+    #[serde(default)]
+    pub mac_id: Option<String>,
+    #[serde(default)]
+    pub project_id: Option<i64>,
+    #[serde(default)]
+    pub hardware_id: Option<i64>,
+    #[serde(default)]
+    pub now_firmware_id: Option<i64>,
+    #[serde(default)]
+    pub ip_address: Option<String>,
+    #[serde(default)]
+    pub description: Option<String>,
+}
+
+pub(crate) fn device_error(ns: Namespace, err: DeviceError) -> ApiError {
+    match err {
+        DeviceError::NotFound => ApiError::not_found(ns),
+        DeviceError::AlreadyRegistered => ApiError::in_namespace(ns, StatusCode::CONFLICT, "Device already registered"),
+        DeviceError::InvalidSerialCode => ApiError::validation(ns, &["body", "serial_code"], "Serial code is not valid", "value_error"),
+        DeviceError::Invalid(field, msg) => ApiError::validation(ns, &["body", field], msg, "value_error"),
+    }
+}
+
+pub(crate) fn register_error(ns: Namespace, err: RegisterError) -> ApiError {
+    match err {
+        RegisterError::Domain(e) => device_error(ns, e),
+        RegisterError::DuplicateUniqueId => {
+            ApiError::in_namespace(ns, StatusCode::CONFLICT, "Device with this device_uid already exists")
+        }
+        RegisterError::DuplicateSerialCode => {
+            ApiError::in_namespace(ns, StatusCode::CONFLICT, "Device with this serial_code already exists")
+        }
+        RegisterError::Other(e) => ApiError::internal(ns, e),
+    }
+}
+
+async fn reload(state: &AppState, ns: Namespace, id: i64) -> Result<DeviceRow, ApiError> {
+    let mut conn = state.pool().acquire().await.map_err(|e| ApiError::internal(ns, e))?;
+    views::by_id(&mut conn, id)
+        .await
+        .map_err(|e| ApiError::internal(ns, e))?
+        .ok_or_else(|| ApiError::not_found(ns))
+}
+
+pub async fn create(
+    State(state): State<AppState>,
+    caller: Caller,
+    Json(body): Json<CreateDevice>,
+) -> Result<Response, ApiError> {
+    if !caller.is_manager() {
+        return Err(forbidden());
+    }
+    let spec = DeviceSpec {
+        unique_id: body.device_uid,
+        name: body.name,
+        device_type: body.device_type,
+        serial_code: body.serial_code,
+        mac_id: body.mac_id,
+        project_id: body.project_id,
+        hardware_id: body.hardware_id,
+        now_firmware_id: body.now_firmware_id,
+        firmware_version: body.firmware_version,
+        ip_address: body.ip_address,
+        group_id: body.group_id,
+        owner_id: body.owner_id,
+        description: body.description,
+    };
+    let id = super::register(&state.store, meta(&caller), spec, None)
+        .await
+        .map_err(|e| register_error(NS, e))?;
+    let row = reload(&state, NS, id).await?;
+    Ok((StatusCode::CREATED, axum::Json(row.core_json())).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ListQuery {
+    #[serde(default)]
+    pub page: Option<i64>,
+    #[serde(default)]
+    pub size: Option<i64>,
+    #[serde(default)]
+    pub status: Option<String>,
+    #[serde(default)]
+    pub device_type: Option<String>,
+    #[serde(default)]
+    pub group_id: Option<i64>,
+}
+
+pub async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+    Query(q): Query<ListQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let page = q.page.unwrap_or(1);
+    let size = q.size.unwrap_or(20);
+    if page < 1 {
+        return Err(ApiError::validation(NS, &["query", "page"], "Input should be greater than or equal to 1", "greater_than_equal"));
+    }
+    if !(1..=100).contains(&size) {
+        return Err(ApiError::validation(NS, &["query", "size"], "Input should be between 1 and 100", "value_error"));
+    }
+    // `status` filters the seed 002 status: the lifecycle, or the connectivity of active devices.
+    let filter = format!(
+        "FROM devices d WHERE d.deleted_at IS NULL AND ({VISIBLE}) \
+         AND ($4::text IS NULL OR (CASE WHEN d.status = 'active' THEN d.connectivity ELSE d.status END) = $4) \
+         AND ($5::text IS NULL OR d.device_type = $5) AND ($6::bigint IS NULL OR d.group_id = $6)"
+    );
+    let mut conn = state.pool().acquire().await.map_err(|e| ApiError::internal(NS, e))?;
+    let total: i64 = sqlx::query_scalar(&format!("SELECT count(*) {filter}"))
+        .bind(0_i64)
+        .bind(caller.account_id)
+        .bind(caller.is_manager())
+        .bind(&q.status)
+        .bind(&q.device_type)
+        .bind(q.group_id)
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(|e| ApiError::internal(NS, e))?;
+    let rows: Vec<DeviceRow> = sqlx::query_as(&format!(
+        "SELECT {DEVICE_COLUMNS} {filter} ORDER BY d.id LIMIT $7 OFFSET $1"
+    ))
+    .bind((page - 1) * size)
+    .bind(caller.account_id)
+    .bind(caller.is_manager())
+    .bind(&q.status)
+    .bind(&q.device_type)
+    .bind(q.group_id)
+    .bind(size)
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(|e| ApiError::internal(NS, e))?;
+    let pages = (total + size - 1) / size;
+    Ok(Json(json!({
+        "items": rows.iter().map(DeviceRow::core_json).collect::<Vec<_>>(),
+        "total": total,
+        "page": page,
+        "size": size,
+        "pages": pages,
+    })))
+}
+
+pub(crate) async fn visible(state: &AppState, caller: &Caller, id: i64, ns: Namespace) -> Result<DeviceRow, ApiError> {
+    let mut conn = state.pool().acquire().await.map_err(|e| ApiError::internal(ns, e))?;
+    views::visible_by_id(&mut conn, id, caller.account_id, caller.is_manager())
+        .await
+        .map_err(|e| ApiError::internal(ns, e))?
+        .ok_or_else(|| ApiError::not_found(ns))
+}
+
+pub async fn get(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<i64>,
+) -> Result<Json<Value>, ApiError> {
+    let row = visible(&state, &caller, id, NS).await.map_err(|_| not_found())?;
+    Ok(Json(row.core_json()))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct PatchDevice {
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub device_type: Option<String>,
+    #[serde(default)]
+    pub status: Option<String>,
+    #[serde(default)]
+    pub firmware_version: Option<String>,
+    #[serde(default)]
+    pub ip_address: Option<String>,
+    #[serde(default)]
+    pub group_id: Option<i64>,
+    #[serde(default)]
+    pub owner_id: Option<i64>,
+    #[serde(default)]
+    pub description: Option<String>,
+}
+
+pub(crate) fn parse_status(ns: Namespace, raw: Option<&str>) -> Result<Option<DeviceLifecycle>, ApiError> {
+    raw.map(|s| {
+        DeviceLifecycle::parse(s).ok_or_else(|| {
+            ApiError::validation(ns, &["body", "status"], "Status must be one of: active, inactive, maintenance, error", "value_error")
+        })
+    })
+    .transpose()
+}
+
+pub(crate) fn command_error(ns: Namespace, err: CommandError<DeviceError>) -> ApiError {
+    match err {
+        CommandError::Domain(e) => device_error(ns, e),
+        e => ApiError::internal(ns, e),
+    }
+}
+
+pub async fn patch(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<i64>,
+    Json(body): Json<PatchDevice>,
+) -> Result<Json<Value>, ApiError> {
+    visible(&state, &caller, id, NS).await.map_err(|_| not_found())?;
+    if !caller.is_manager() {
+        return Err(forbidden());
+    }
+    let changes = DeviceChanges {
+        name: body.name,
+        device_type: body.device_type,
+        status: parse_status(NS, body.status.as_deref())?,
+        firmware_version: body.firmware_version,
+        ip_address: body.ip_address,
+        group_id: body.group_id,
+        owner_id: body.owner_id,
+        description: body.description,
+    };
+    super::update(&state.store, meta(&caller), id, changes)
+        .await
+        .map_err(|e| match e {
+            CommandError::Domain(DeviceError::NotFound) => not_found(),
+            e => command_error(NS, e),
+        })?;
+    Ok(Json(reload(&state, NS, id).await?.core_json()))
+}
+
+pub async fn delete(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<i64>,
+) -> Result<StatusCode, ApiError> {
+    visible(&state, &caller, id, NS).await.map_err(|_| not_found())?;
+    if !caller.is_admin() {
+        return Err(forbidden());
+    }
+    super::delete(&state.store, meta(&caller), id)
+        .await
+        .map_err(|e| match e {
+            CommandError::Domain(DeviceError::NotFound) => not_found(),
+            e => command_error(NS, e),
+        })?;
+    Ok(StatusCode::NO_CONTENT)
+}

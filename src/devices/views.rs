@@ -1,0 +1,152 @@
+//! Device rows of the `devices` read model and their JSON per seed.
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde_json::{json, Value};
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct DeviceRow {
+    pub id: i64,
+    pub public_id: Uuid,
+    pub unique_id: String,
+    pub serial_code: Option<String>,
+    pub mac_id: Option<String>,
+    pub name: String,
+    pub device_alias: Option<String>,
+    pub device_type: Option<String>,
+    pub project_id: Option<i64>,
+    pub hardware_id: Option<i64>,
+    pub now_firmware_id: Option<i64>,
+    pub firmware_version: Option<String>,
+    pub ip_address: Option<String>,
+    pub group_id: Option<i64>,
+    pub owner_id: Option<i64>,
+    pub description: Option<String>,
+    pub status: String,
+    pub connectivity: String,
+    pub last_seen_at: Option<DateTime<Utc>>,
+    pub real_user_id: Option<i64>,
+    pub last_log_file_id: i64,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+pub const DEVICE_COLUMNS: &str = "id, public_id, unique_id, serial_code, mac_id, name, device_alias, \
+    device_type, project_id, hardware_id, now_firmware_id, firmware_version, ip_address, group_id, \
+    owner_id, description, status, connectivity, last_seen_at, real_user_id, last_log_file_id, \
+    created_at, updated_at";
+
+pub fn iso(at: DateTime<Utc>) -> String {
+    at.to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+impl DeviceRow {
+    /// Seed 000 device (`child-device`, `check-device`, `update-alias`).
+    pub fn nueyne_json(&self) -> Value {
+        json!({
+            "id": self.id,
+            "real_user_id": self.real_user_id,
+            "project_id": self.project_id,
+            "hardware_id": self.hardware_id,
+            "now_firmware_id": self.now_firmware_id,
+            "unique_id": self.unique_id,
+            "serial_code": self.serial_code,
+            "device_alias": self.device_alias,
+            "mac_id": self.mac_id,
+            "created_at": iso(self.created_at),
+            "last_log_file_id": self.last_log_file_id,
+        })
+    }
+
+    /// Seed 002: `status` is the lifecycle unless it is `active`, then the connectivity.
+    pub fn core_json(&self) -> Value {
+        let status = if self.status == "active" {
+            self.connectivity.as_str()
+        } else {
+            self.status.as_str()
+        };
+        json!({
+            "id": self.id,
+            "device_uid": self.unique_id,
+            "name": self.name,
+            "device_type": self.device_type,
+            "status": status,
+            "firmware_version": self.firmware_version,
+            "ip_address": self.ip_address,
+            "group_id": self.group_id,
+            "owner_id": self.owner_id,
+            "last_seen_at": self.last_seen_at.map(iso),
+            "created_at": iso(self.created_at),
+        })
+    }
+
+    /// Seed 004: `status` is the lifecycle.
+    pub fn drf_json(&self) -> Value {
+        json!({
+            "id": self.id,
+            "public_id": self.public_id,
+            "name": self.name,
+            "status": self.status,
+            "description": self.description,
+            "created_at": iso(self.created_at),
+            "updated_at": iso(self.updated_at),
+        })
+    }
+}
+
+pub async fn by_id(conn: &mut PgConnection, id: i64) -> Result<Option<DeviceRow>, sqlx::Error> {
+    sqlx::query_as(&format!(
+        "SELECT {DEVICE_COLUMNS} FROM devices WHERE id = $1 AND deleted_at IS NULL"
+    ))
+    .bind(id)
+    .fetch_optional(conn)
+    .await
+}
+
+pub async fn by_unique_id(
+    conn: &mut PgConnection,
+    unique_id: &str,
+) -> Result<Option<DeviceRow>, sqlx::Error> {
+    sqlx::query_as(&format!(
+        "SELECT {DEVICE_COLUMNS} FROM devices WHERE unique_id = $1 AND deleted_at IS NULL"
+    ))
+    .bind(unique_id)
+    .fetch_optional(conn)
+    .await
+}
+
+/// Devices with this (already normalized) serial code; the caller applies the MAC rule.
+pub async fn by_serial(
+    conn: &mut PgConnection,
+    serial_code: &str,
+) -> Result<Vec<DeviceRow>, sqlx::Error> {
+    sqlx::query_as(&format!(
+        "SELECT {DEVICE_COLUMNS} FROM devices WHERE upper(serial_code) = $1 AND deleted_at IS NULL"
+    ))
+    .bind(serial_code)
+    .fetch_all(conn)
+    .await
+}
+
+/// Visibility (CONTRACT §7): managers and above see every device; others the devices they own
+/// or that are paired with one of their patients.
+pub async fn visible_by_id(
+    conn: &mut PgConnection,
+    id: i64,
+    account_id: i64,
+    is_manager: bool,
+) -> Result<Option<DeviceRow>, sqlx::Error> {
+    sqlx::query_as(&format!(
+        "SELECT {DEVICE_COLUMNS} FROM devices d WHERE id = $1 AND deleted_at IS NULL AND ({VISIBLE})"
+    ))
+    .bind(id)
+    .bind(account_id)
+    .bind(is_manager)
+    .fetch_optional(conn)
+    .await
+}
+
+/// SQL predicate of the visibility rule; binds `$2` = account id, `$3` = is manager.
+pub const VISIBLE: &str = "$3 OR d.owner_id = $2 OR EXISTS (SELECT 1 FROM patients p \
+    WHERE p.id = d.real_user_id AND p.root_user_id = $2)";
