@@ -3,8 +3,14 @@ use crate::Projection;
 use std::sync::Arc;
 
 pub mod accounts;
+pub mod recordings;
+pub mod sync_logs;
 
 /// Every projection fleetstream maintains, inline and async.
 pub fn all() -> Vec<Arc<dyn Projection>> {
-    vec![Arc::new(accounts::Accounts)]
+    vec![
+        Arc::new(accounts::Accounts),
+        Arc::new(recordings::Recordings),
+        Arc::new(sync_logs::SyncLogs),
+    ]
 }
