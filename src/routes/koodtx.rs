@@ -1,7 +1,12 @@
 //! Seed 003: the KooDTX sensor-recording app under `/api/auth`, `/api/sync` (Flask shapes).
 use crate::app::AppState;
+use crate::sync;
+use axum::routing::{get, post};
 use axum::Router;
 
 pub fn router() -> Router<AppState> {
     Router::new()
+        .route("/api/sync/push", post(sync::http::push))
+        .route("/api/sync/pull", post(sync::http::pull))
+        .route("/api/sync/status", get(sync::http::status))
 }

@@ -7,6 +7,8 @@ pub mod outbound_messages;
 pub mod devices;
 pub mod patients;
 pub mod treatment_logs;
+pub mod recordings;
+pub mod sync_logs;
 
 /// Every projection fleetstream maintains, inline and async.
 pub fn all() -> Vec<Arc<dyn Projection>> {
@@ -16,5 +18,7 @@ pub fn all() -> Vec<Arc<dyn Projection>> {
         Arc::new(devices::Devices),
         Arc::new(patients::Patients),
         Arc::new(treatment_logs::TreatmentLogs),
+        Arc::new(recordings::Recordings),
+        Arc::new(sync_logs::SyncLogs),
     ]
 }

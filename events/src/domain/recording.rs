@@ -1,0 +1,91 @@
+//! The `recording` aggregate: one KooDTX sensor-recording session (stream
+//! `recording-<session_id>`, the client's session id used as-is), its pushed samples and the
+//! log of every push. Pull logs belong to no session and go to `synclog-<account_id>`.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// At most this many samples travel in one `SamplesPushed` event; larger pushes are split so
+/// no single log row grows without bound.
+pub const MAX_SAMPLES_PER_EVENT: usize = 2_000;
+
+/// One sensor reading, keyed `(session, sensor_type, timestamp)`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SensorSample {
+    pub sensor_type: String,
+    /// Milliseconds since the epoch, as the client sent it.
+    pub timestamp: i64,
+    pub data: Value,
+}
+
+/// What one push or pull did, as shown by `GET /api/sync/status`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SyncLogEntry {
+    pub sync_log_id: i64,
+    pub account_id: i64,
+    #[serde(default)]
+    pub session_id: Option<String>,
+    /// `push` | `pull`
+    pub sync_type: String,
+    /// `success` | `failed`
+    pub status: String,
+    pub total_records: i64,
+    pub inserted: i64,
+    pub updated: i64,
+    pub duplicates: i64,
+    pub errors: i64,
+    pub sensor_types: Vec<String>,
+    pub bytes: i64,
+    pub logged_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", content = "data")]
+pub enum RecordingEvent {
+    SessionStarted {
+        session_id: String,
+        owner_id: i64,
+        start_time: DateTime<Utc>,
+        end_time: Option<DateTime<Utc>>,
+        is_active: bool,
+        enabled_sensors: Vec<String>,
+        sample_rate: Option<i64>,
+        notes: Option<String>,
+        started_at: DateTime<Utc>,
+    },
+    /// Only the fields a later push may change.
+    SessionUpdated {
+        session_id: String,
+        owner_id: i64,
+        end_time: Option<DateTime<Utc>>,
+        is_active: bool,
+        notes: Option<String>,
+        updated_at: DateTime<Utc>,
+    },
+    /// The samples of a push that are new or changed (identical ones are left out: they change
+    /// nothing). Replaying these in log order rebuilds the sample table exactly.
+    SamplesPushed {
+        session_id: String,
+        samples: Vec<SensorSample>,
+        pushed_at: DateTime<Utc>,
+    },
+    SyncLogged {
+        log: SyncLogEntry,
+    },
+}
+
+crate::domain_event!(
+    RecordingEvent,
+    "recording",
+    [SessionStarted, SessionUpdated, SamplesPushed, SyncLogged]
+);
+
+/// Pull logs of one account (stream `synclog-<account_id>`, appended without a version check).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", content = "data")]
+pub enum SyncLogEvent {
+    SyncLogged { log: SyncLogEntry },
+}
+
+crate::domain_event!(SyncLogEvent, "synclog", [SyncLogged]);

@@ -1,0 +1,138 @@
+//! `sync`: samples/s of KooDTX pushes through the real command path (lock, keyed read, pure
+//! decision, event append, inline upsert, sync log) versus a raw `COPY` of the same rows into
+//! a plain table, on a fresh database of the same Postgres.
+
+use chrono::Utc;
+use fleetstream::sync::domain::{PushRecording, SessionInput};
+use fleetstream_events::{EventMetadata, Role, SensorSample};
+use serde_json::json;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{Executor, PgPool};
+use std::str::FromStr;
+use std::time::{Duration, Instant};
+
+const SIZES: [(usize, usize); 2] = [(1_000, 20), (10_000, 5)];
+
+pub async fn run(database_url: &str) -> anyhow::Result<()> {
+    let admin = PgPoolOptions::new()
+        .max_connections(1)
+        .connect(database_url)
+        .await?;
+    let name = format!("fleetbench_sync_{}", std::process::id());
+    admin
+        .execute(format!("CREATE DATABASE {name}").as_str())
+        .await?;
+    let result = bench(database_url, &name).await;
+    admin
+        .execute(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)").as_str())
+        .await?;
+    result
+}
+
+fn samples(count: usize) -> Vec<SensorSample> {
+    (0..count)
+        .map(|i| SensorSample {
+            sensor_type: ["accelerometer", "gyroscope", "gps"][i % 3].to_owned(),
+            timestamp: 1_699_876_543_210 + i as i64,
+            data: json!({"x": 0.1 + i as f64, "y": 0.2, "z": 9.8}),
+        })
+        .collect()
+}
+
+async fn bench(database_url: &str, name: &str) -> anyhow::Result<()> {
+    let options = PgConnectOptions::from_str(database_url)?.database(name);
+    let pool = PgPoolOptions::new()
+        .max_connections(4)
+        .connect_with(options)
+        .await?;
+    fleetstream::db::MIGRATOR.run(&pool).await?;
+    pool.execute(
+        "CREATE TABLE raw_samples (session_id TEXT, sensor_type TEXT, timestamp BIGINT, data JSONB)",
+    )
+    .await?;
+    let state = fleetstream::testing::state(pool.clone());
+    let account = fleetstream::testing::account(&state, "bench@example.com", Role::User).await;
+
+    println!("suite sync: samples/s, pushes to new sessions (all inserts), one push at a time");
+    println!("{:>8} {:>6} {:>14} {:>14} {:>7}", "samples", "pushes", "push/s", "COPY/s", "ratio");
+    let mut session = 0usize;
+    for (size, pushes) in SIZES {
+        let data = samples(size);
+        // warm-up of both paths
+        session += 1;
+        push(&state.store, account.id, session, data.clone()).await?;
+        copy(&pool, session, &data).await?;
+        let mut command = Duration::ZERO;
+        let mut raw = Duration::ZERO;
+        for _ in 0..pushes {
+            session += 1;
+            let started = Instant::now();
+            push(&state.store, account.id, session, data.clone()).await?;
+            command += started.elapsed();
+            let started = Instant::now();
+            copy(&pool, session, &data).await?;
+            raw += started.elapsed();
+        }
+        let total = (size * pushes) as f64;
+        let push_rate = total / command.as_secs_f64();
+        let copy_rate = total / raw.as_secs_f64();
+        println!(
+            "{size:>8} {pushes:>6} {push_rate:>14.0} {copy_rate:>14.0} {:>6.0}%",
+            100.0 * push_rate / copy_rate
+        );
+    }
+    pool.close().await;
+    Ok(())
+}
+
+async fn push(
+    store: &fleetstream::es::EventStore,
+    account_id: i64,
+    session: usize,
+    samples: Vec<SensorSample>,
+) -> anyhow::Result<()> {
+    let receipt = fleetstream::sync::push(
+        store,
+        EventMetadata::default(),
+        PushRecording {
+            account_id,
+            session: SessionInput {
+                session_id: format!("bench-{session}"),
+                start_time: Utc::now(),
+                end_time: None,
+                is_active: None,
+                enabled_sensors: None,
+                sample_rate: Some(100),
+                notes: None,
+            },
+            rejected: 0,
+            bytes: 0,
+            sync_log_id: 0,
+            now: fleetstream::sync::now(),
+            samples,
+        },
+    )
+    .await
+    .map_err(|e| anyhow::anyhow!("push failed: {e}"))?;
+    anyhow::ensure!(receipt.counts.inserted > 0, "nothing inserted");
+    Ok(())
+}
+
+/// The baseline: the same rows, text-format `COPY` into an unindexed table.
+async fn copy(pool: &PgPool, session: usize, samples: &[SensorSample]) -> anyhow::Result<()> {
+    let mut text = String::with_capacity(samples.len() * 96);
+    for s in samples {
+        let data = s.data.to_string().replace('\\', "\\\\");
+        text.push_str(&format!(
+            "bench-{session}\t{}\t{}\t{data}\n",
+            s.sensor_type, s.timestamp
+        ));
+    }
+    let mut conn = pool.acquire().await?;
+    let mut copy = conn
+        .copy_in_raw("COPY raw_samples (session_id, sensor_type, timestamp, data) FROM STDIN")
+        .await?;
+    copy.send(text.into_bytes()).await?;
+    copy.finish().await?;
+    Ok(())
+}
