@@ -61,27 +61,44 @@ pub struct CreateDevice {
 pub(crate) fn device_error(ns: Namespace, err: DeviceError) -> ApiError {
     match err {
         DeviceError::NotFound => ApiError::not_found(ns),
-        DeviceError::AlreadyRegistered => ApiError::in_namespace(ns, StatusCode::CONFLICT, "Device already registered"),
-        DeviceError::InvalidSerialCode => ApiError::validation(ns, &["body", "serial_code"], "Serial code is not valid", "value_error"),
-        DeviceError::Invalid(field, msg) => ApiError::validation(ns, &["body", field], msg, "value_error"),
+        DeviceError::AlreadyRegistered => {
+            ApiError::in_namespace(ns, StatusCode::CONFLICT, "Device already registered")
+        }
+        DeviceError::InvalidSerialCode => ApiError::validation(
+            ns,
+            &["body", "serial_code"],
+            "Serial code is not valid",
+            "value_error",
+        ),
+        DeviceError::Invalid(field, msg) => {
+            ApiError::validation(ns, &["body", field], msg, "value_error")
+        }
     }
 }
 
 pub(crate) fn register_error(ns: Namespace, err: RegisterError) -> ApiError {
     match err {
         RegisterError::Domain(e) => device_error(ns, e),
-        RegisterError::DuplicateUniqueId => {
-            ApiError::in_namespace(ns, StatusCode::CONFLICT, "Device with this device_uid already exists")
-        }
-        RegisterError::DuplicateSerialCode => {
-            ApiError::in_namespace(ns, StatusCode::CONFLICT, "Device with this serial_code already exists")
-        }
+        RegisterError::DuplicateUniqueId => ApiError::in_namespace(
+            ns,
+            StatusCode::CONFLICT,
+            "Device with this device_uid already exists",
+        ),
+        RegisterError::DuplicateSerialCode => ApiError::in_namespace(
+            ns,
+            StatusCode::CONFLICT,
+            "Device with this serial_code already exists",
+        ),
         RegisterError::Other(e) => ApiError::internal(ns, e),
     }
 }
 
 async fn reload(state: &AppState, ns: Namespace, id: i64) -> Result<DeviceRow, ApiError> {
-    let mut conn = state.pool().acquire().await.map_err(|e| ApiError::internal(ns, e))?;
+    let mut conn = state
+        .pool()
+        .acquire()
+        .await
+        .map_err(|e| ApiError::internal(ns, e))?;
     views::by_id(&mut conn, id)
         .await
         .map_err(|e| ApiError::internal(ns, e))?
@@ -140,10 +157,20 @@ pub async fn list(
     let page = q.page.unwrap_or(1);
     let size = q.size.unwrap_or(20);
     if page < 1 {
-        return Err(ApiError::validation(NS, &["query", "page"], "Input should be greater than or equal to 1", "greater_than_equal"));
+        return Err(ApiError::validation(
+            NS,
+            &["query", "page"],
+            "Input should be greater than or equal to 1",
+            "greater_than_equal",
+        ));
     }
     if !(1..=100).contains(&size) {
-        return Err(ApiError::validation(NS, &["query", "size"], "Input should be between 1 and 100", "value_error"));
+        return Err(ApiError::validation(
+            NS,
+            &["query", "size"],
+            "Input should be between 1 and 100",
+            "value_error",
+        ));
     }
     // `status` filters the seed 002 status: the lifecycle, or the connectivity of active devices.
     let filter = format!(
@@ -151,7 +178,11 @@ pub async fn list(
          AND ($4::text IS NULL OR (CASE WHEN d.status = 'active' THEN d.connectivity ELSE d.status END) = $4) \
          AND ($5::text IS NULL OR d.device_type = $5) AND ($6::bigint IS NULL OR d.group_id = $6)"
     );
-    let mut conn = state.pool().acquire().await.map_err(|e| ApiError::internal(NS, e))?;
+    let mut conn = state
+        .pool()
+        .acquire()
+        .await
+        .map_err(|e| ApiError::internal(NS, e))?;
     let total: i64 = sqlx::query_scalar(&format!("SELECT count(*) {filter}"))
         .bind(0_i64)
         .bind(caller.account_id)
@@ -185,8 +216,17 @@ pub async fn list(
     })))
 }
 
-pub(crate) async fn visible(state: &AppState, caller: &Caller, id: i64, ns: Namespace) -> Result<DeviceRow, ApiError> {
-    let mut conn = state.pool().acquire().await.map_err(|e| ApiError::internal(ns, e))?;
+pub(crate) async fn visible(
+    state: &AppState,
+    caller: &Caller,
+    id: i64,
+    ns: Namespace,
+) -> Result<DeviceRow, ApiError> {
+    let mut conn = state
+        .pool()
+        .acquire()
+        .await
+        .map_err(|e| ApiError::internal(ns, e))?;
     views::visible_by_id(&mut conn, id, caller.account_id, caller.is_manager())
         .await
         .map_err(|e| ApiError::internal(ns, e))?
@@ -198,7 +238,9 @@ pub async fn get(
     caller: Caller,
     Path(id): Path<i64>,
 ) -> Result<Json<Value>, ApiError> {
-    let row = visible(&state, &caller, id, NS).await.map_err(|_| not_found())?;
+    let row = visible(&state, &caller, id, NS)
+        .await
+        .map_err(|_| not_found())?;
     Ok(Json(row.core_json()))
 }
 
@@ -222,10 +264,18 @@ pub struct PatchDevice {
     pub description: Option<String>,
 }
 
-pub(crate) fn parse_status(ns: Namespace, raw: Option<&str>) -> Result<Option<DeviceLifecycle>, ApiError> {
+pub(crate) fn parse_status(
+    ns: Namespace,
+    raw: Option<&str>,
+) -> Result<Option<DeviceLifecycle>, ApiError> {
     raw.map(|s| {
         DeviceLifecycle::parse(s).ok_or_else(|| {
-            ApiError::validation(ns, &["body", "status"], "Status must be one of: active, inactive, maintenance, error", "value_error")
+            ApiError::validation(
+                ns,
+                &["body", "status"],
+                "Status must be one of: active, inactive, maintenance, error",
+                "value_error",
+            )
         })
     })
     .transpose()
@@ -244,7 +294,9 @@ pub async fn patch(
     Path(id): Path<i64>,
     Json(body): Json<PatchDevice>,
 ) -> Result<Json<Value>, ApiError> {
-    visible(&state, &caller, id, NS).await.map_err(|_| not_found())?;
+    visible(&state, &caller, id, NS)
+        .await
+        .map_err(|_| not_found())?;
     if !caller.is_manager() {
         return Err(forbidden());
     }
@@ -272,7 +324,9 @@ pub async fn delete(
     caller: Caller,
     Path(id): Path<i64>,
 ) -> Result<StatusCode, ApiError> {
-    visible(&state, &caller, id, NS).await.map_err(|_| not_found())?;
+    visible(&state, &caller, id, NS)
+        .await
+        .map_err(|_| not_found())?;
     if !caller.is_admin() {
         return Err(forbidden());
     }

@@ -122,7 +122,10 @@ pub fn normalize_name(raw: &str) -> Result<String, DeviceError> {
     Ok(name.to_owned())
 }
 
-pub fn decide_register(state: &Device, cmd: RegisterDevice) -> Result<Vec<DeviceEvent>, DeviceError> {
+pub fn decide_register(
+    state: &Device,
+    cmd: RegisterDevice,
+) -> Result<Vec<DeviceEvent>, DeviceError> {
     if state.id.is_some() {
         return Err(DeviceError::AlreadyRegistered);
     }
@@ -130,9 +133,16 @@ pub fn decide_register(state: &Device, cmd: RegisterDevice) -> Result<Vec<Device
     spec.name = normalize_name(&spec.name)?;
     spec.unique_id = spec.unique_id.trim().to_owned();
     if spec.unique_id.is_empty() {
-        return Err(DeviceError::Invalid("device_uid", "This field may not be blank."));
+        return Err(DeviceError::Invalid(
+            "device_uid",
+            "This field may not be blank.",
+        ));
     }
-    spec.serial_code = spec.serial_code.as_deref().map(normalize_serial).transpose()?;
+    spec.serial_code = spec
+        .serial_code
+        .as_deref()
+        .map(normalize_serial)
+        .transpose()?;
     Ok(vec![DeviceEvent::DeviceRegistered {
         device_id: cmd.device_id,
         public_id: cmd.public_id,
@@ -244,7 +254,10 @@ mod tests {
             ..Default::default()
         };
         assert_json_snapshot!(decide_update(&registered(), changes, now()).unwrap());
-        assert_eq!(decide_update(&registered(), DeviceChanges::default(), now()), Ok(vec![]));
+        assert_eq!(
+            decide_update(&registered(), DeviceChanges::default(), now()),
+            Ok(vec![])
+        );
     }
 
     #[test]

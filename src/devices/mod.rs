@@ -10,7 +10,9 @@ use crate::es::{next_id, CommandError, EventStore};
 use chrono::Utc;
 use domain::{Device, DeviceError, RegisterDevice};
 use fleetstream_events::store::ExpectedVersion;
-use fleetstream_events::{DeviceChanges, DeviceEvent, DeviceLifecycle, DeviceSpec, DomainEvent, EventMetadata};
+use fleetstream_events::{
+    DeviceChanges, DeviceEvent, DeviceLifecycle, DeviceSpec, DomainEvent, EventMetadata,
+};
 use uuid::Uuid;
 
 /// Why provisioning failed, beyond the pure decision.
@@ -44,7 +46,11 @@ pub async fn register(
             },
         )
         .map_err(CommandError::Domain)?;
-        uow.stage(&DeviceEvent::stream_id(device_id), ExpectedVersion::NoStream, &events);
+        uow.stage(
+            &DeviceEvent::stream_id(device_id),
+            ExpectedVersion::NoStream,
+            &events,
+        );
         uow.commit::<DeviceError>().await?;
         Ok::<i64, CommandError<DeviceError>>(device_id)
     };
@@ -76,7 +82,9 @@ pub async fn delete(
     device_id: i64,
 ) -> Result<(), CommandError<DeviceError>> {
     store
-        .execute::<Device, _>(device_id, metadata, |state| domain::decide_delete(state, Utc::now()))
+        .execute::<Device, _>(device_id, metadata, |state| {
+            domain::decide_delete(state, Utc::now())
+        })
         .await
         .map(|_| ())
 }

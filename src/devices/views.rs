@@ -32,7 +32,8 @@ pub struct DeviceRow {
     pub updated_at: DateTime<Utc>,
 }
 
-pub const DEVICE_COLUMNS: &str = "id, public_id, unique_id, serial_code, mac_id, name, device_alias, \
+pub const DEVICE_COLUMNS: &str =
+    "id, public_id, unique_id, serial_code, mac_id, name, device_alias, \
     device_type, project_id, hardware_id, now_firmware_id, firmware_version, ip_address, group_id, \
     owner_id, description, status, connectivity, last_seen_at, real_user_id, last_log_file_id, \
     created_at, updated_at";

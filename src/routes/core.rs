@@ -28,6 +28,8 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/devices", get(devices::list).post(devices::create))
         .route(
             "/api/v1/devices/{id}",
-            get(devices::get).patch(devices::patch).delete(devices::delete),
+            get(devices::get)
+                .patch(devices::patch)
+                .delete(devices::delete),
         )
 }

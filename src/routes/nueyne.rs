@@ -9,20 +9,56 @@ pub fn router() -> Router<AppState> {
     for app in ["addnox", "lux"] {
         let v1 = format!("/api/v1/{app}");
         router = router
-            .route(&format!("{v1}/user/create-real-user"), post(therapy::create_real_user))
-            .route(&format!("/api/v2/{app}/user/create-real-user"), post(therapy::create_real_user))
-            .route(&format!("{v1}/user/real-user/{{id}}"), get(therapy::get_real_user).patch(therapy::patch_real_user))
-            .route(&format!("{v1}/user/update-real-user"), patch(therapy::update_real_user))
-            .route(&format!("{v1}/user/delete-real-user"), delete(therapy::delete_real_user))
-            .route(&format!("{v1}/device/child-device"), get(therapy::child_device))
-            .route(&format!("{v1}/device/get-all-device"), get(therapy::get_all_device))
-            .route(&format!("{v1}/device/set-my-device"), post(therapy::set_my_device))
-            .route(&format!("{v1}/device/un-connect"), patch(therapy::un_connect))
-            .route(&format!("{v1}/device/check-device"), get(therapy::check_device))
-            .route(&format!("{v1}/device/update-alias"), patch(therapy::update_alias))
+            .route(
+                &format!("{v1}/user/create-real-user"),
+                post(therapy::create_real_user),
+            )
+            .route(
+                &format!("/api/v2/{app}/user/create-real-user"),
+                post(therapy::create_real_user),
+            )
+            .route(
+                &format!("{v1}/user/real-user/{{id}}"),
+                get(therapy::get_real_user).patch(therapy::patch_real_user),
+            )
+            .route(
+                &format!("{v1}/user/update-real-user"),
+                patch(therapy::update_real_user),
+            )
+            .route(
+                &format!("{v1}/user/delete-real-user"),
+                delete(therapy::delete_real_user),
+            )
+            .route(
+                &format!("{v1}/device/child-device"),
+                get(therapy::child_device),
+            )
+            .route(
+                &format!("{v1}/device/get-all-device"),
+                get(therapy::get_all_device),
+            )
+            .route(
+                &format!("{v1}/device/set-my-device"),
+                post(therapy::set_my_device),
+            )
+            .route(
+                &format!("{v1}/device/un-connect"),
+                patch(therapy::un_connect),
+            )
+            .route(
+                &format!("{v1}/device/check-device"),
+                get(therapy::check_device),
+            )
+            .route(
+                &format!("{v1}/device/update-alias"),
+                patch(therapy::update_alias),
+            )
             .route(&format!("{v1}/device/movement"), post(therapy::movement))
             .route(&format!("{v1}/chart/recent"), get(therapy::chart_recent))
-            .route(&format!("/api/v2/{app}/device/devlog"), post(therapy::devlog_v2));
+            .route(
+                &format!("/api/v2/{app}/device/devlog"),
+                post(therapy::devlog_v2),
+            );
     }
     // Addnox v1 devlog takes the bare array; the Lux app sends the v2 `{log_arrays}` body.
     router

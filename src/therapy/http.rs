@@ -9,7 +9,9 @@ use crate::http::{ApiError, Json, Namespace, Query};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use chrono::NaiveDate;
-use fleetstream_events::{EventMetadata, MovementSample, PatientChanges, PatientProfile, TreatmentRecord};
+use fleetstream_events::{
+    EventMetadata, MovementSample, PatientChanges, PatientProfile, TreatmentRecord,
+};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -37,7 +39,10 @@ impl From<TherapyError> for ApiError {
 }
 
 fn meta(caller: &Caller) -> EventMetadata {
-    EventMetadata { actor: Some(caller.account_id), ..Default::default() }
+    EventMetadata {
+        actor: Some(caller.account_id),
+        ..Default::default()
+    }
 }
 
 fn internal(e: impl std::fmt::Display) -> ApiError {
@@ -70,7 +75,11 @@ async fn patient_row(state: &AppState, id: i64) -> Result<Option<PatientRow>, Ap
 }
 
 /// The caller's patient for read endpoints: missing or foreign → 401 `Not authorized user`.
-async fn own_patient_row(state: &AppState, caller: &Caller, id: i64) -> Result<PatientRow, ApiError> {
+async fn own_patient_row(
+    state: &AppState,
+    caller: &Caller,
+    id: i64,
+) -> Result<PatientRow, ApiError> {
     match patient_row(state, id).await? {
         Some(p) if p.root_user_id == caller.account_id => Ok(p),
         _ => Err(TherapyError::NotAuthorizedUser.into()),
@@ -92,14 +101,24 @@ pub struct CreateRealUserBody {
     unique_id: Option<String>,
 }
 
-pub async fn create_real_user(State(state): State<AppState>, caller: Caller, Json(b): Json<CreateRealUserBody>) -> Reply {
+pub async fn create_real_user(
+    State(state): State<AppState>,
+    caller: Caller,
+    Json(b): Json<CreateRealUserBody>,
+) -> Reply {
     let cmd = CreateRealUser {
-        profile: PatientProfile { first_name: b.first_name, last_name: b.last_name, birthdate: b.birthdate, gender: b.gender },
+        profile: PatientProfile {
+            first_name: b.first_name,
+            last_name: b.last_name,
+            birthdate: b.birthdate,
+            gender: b.gender,
+        },
         serial_code: b.serial_code,
         mac_id: b.mac_id,
         unique_id: b.unique_id.filter(|u| !u.is_empty()),
     };
-    let (patient_id, device) = service::create_real_user(&state.store, &meta(&caller), caller.account_id, &cmd).await?;
+    let (patient_id, device) =
+        service::create_real_user(&state.store, &meta(&caller), caller.account_id, &cmd).await?;
     Ok(Json(json!({
         "real_user_id": patient_id,
         "first_name": cmd.profile.first_name,
@@ -117,15 +136,25 @@ pub async fn create_real_user(State(state): State<AppState>, caller: Caller, Jso
 }
 
 /// Seed 001 read rule: missing → 404 `Real user is not found`, foreign → 401.
-async fn readable_patient(state: &AppState, caller: &Caller, id: i64) -> Result<PatientRow, ApiError> {
+async fn readable_patient(
+    state: &AppState,
+    caller: &Caller,
+    id: i64,
+) -> Result<PatientRow, ApiError> {
     match patient_row(state, id).await? {
         None => Err(TherapyError::RealUserNotFound.into()),
-        Some(p) if p.root_user_id != caller.account_id => Err(TherapyError::NotAuthorizedUser.into()),
+        Some(p) if p.root_user_id != caller.account_id => {
+            Err(TherapyError::NotAuthorizedUser.into())
+        }
         Some(p) => Ok(p),
     }
 }
 
-pub async fn get_real_user(State(state): State<AppState>, caller: Caller, Path(id): Path<i64>) -> Reply {
+pub async fn get_real_user(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<i64>,
+) -> Reply {
     Ok(Json(readable_patient(&state, &caller, id).await?.json()))
 }
 
@@ -143,19 +172,43 @@ pub struct UpdateRealUserBody {
     gender: Option<String>,
 }
 
-async fn update_real_user_inner(state: &AppState, caller: &Caller, id: i64, b: UpdateRealUserBody) -> Reply {
-    let changes = PatientChanges { first_name: b.first_name, last_name: b.last_name, birthdate: b.birthdate, gender: b.gender };
+async fn update_real_user_inner(
+    state: &AppState,
+    caller: &Caller,
+    id: i64,
+    b: UpdateRealUserBody,
+) -> Reply {
+    let changes = PatientChanges {
+        first_name: b.first_name,
+        last_name: b.last_name,
+        birthdate: b.birthdate,
+        gender: b.gender,
+    };
     service::update_patient(&state.store, meta(caller), caller.account_id, id, changes).await?;
     Ok(Json(readable_patient(state, caller, id).await?.json()))
 }
 
-pub async fn patch_real_user(State(state): State<AppState>, caller: Caller, Path(id): Path<i64>, Json(b): Json<UpdateRealUserBody>) -> Reply {
+pub async fn patch_real_user(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<i64>,
+    Json(b): Json<UpdateRealUserBody>,
+) -> Reply {
     update_real_user_inner(&state, &caller, id, b).await
 }
 
-pub async fn update_real_user(State(state): State<AppState>, caller: Caller, Json(b): Json<UpdateRealUserBody>) -> Reply {
+pub async fn update_real_user(
+    State(state): State<AppState>,
+    caller: Caller,
+    Json(b): Json<UpdateRealUserBody>,
+) -> Reply {
     let Some(id) = b.id else {
-        return Err(ApiError::validation(NS, &["body", "id"], "Field required", "missing"));
+        return Err(ApiError::validation(
+            NS,
+            &["body", "id"],
+            "Field required",
+            "missing",
+        ));
     };
     update_real_user_inner(&state, &caller, id, b).await
 }
@@ -179,13 +232,32 @@ pub async fn delete_real_user(
     let real_user_id = q.real_user_id.or(body.real_user_id);
     let unique_id = q.unique_id.or(body.unique_id);
     let Some(real_user_id) = real_user_id else {
-        return Err(ApiError::validation(NS, &["query", "real_user_id"], "Field required", "missing"));
+        return Err(ApiError::validation(
+            NS,
+            &["query", "real_user_id"],
+            "Field required",
+            "missing",
+        ));
     };
     let Some(unique_id) = unique_id else {
-        return Err(ApiError::validation(NS, &["query", "unique_id"], "Field required", "missing"));
+        return Err(ApiError::validation(
+            NS,
+            &["query", "unique_id"],
+            "Field required",
+            "missing",
+        ));
     };
-    service::delete_real_user(&state.store, &meta(&caller), caller.account_id, real_user_id, &unique_id).await?;
-    Ok(Json(json!({"statusCode": 200, "message": "Real user deleted successfully"})))
+    service::delete_real_user(
+        &state.store,
+        &meta(&caller),
+        caller.account_id,
+        real_user_id,
+        &unique_id,
+    )
+    .await?;
+    Ok(Json(
+        json!({"statusCode": 200, "message": "Real user deleted successfully"}),
+    ))
 }
 
 // ---- seed 000: devices ------------------------------------------------------------------
@@ -195,7 +267,11 @@ pub struct RealUserParam {
     real_user_id: i64,
 }
 
-pub async fn child_device(State(state): State<AppState>, caller: Caller, Query(q): Query<RealUserParam>) -> Reply {
+pub async fn child_device(
+    State(state): State<AppState>,
+    caller: Caller,
+    Query(q): Query<RealUserParam>,
+) -> Reply {
     own_patient_row(&state, &caller, q.real_user_id).await?;
     let row: Option<DeviceRow> = sqlx::query_as(&format!(
         "SELECT {DEVICE_COLUMNS} FROM devices WHERE real_user_id = $1 AND deleted_at IS NULL"
@@ -227,9 +303,23 @@ pub struct SetMyDeviceParams {
     real_user_id: i64,
 }
 
-pub async fn set_my_device(State(state): State<AppState>, caller: Caller, Query(q): Query<SetMyDeviceParams>) -> Reply {
-    service::set_my_device(&state.store, &meta(&caller), caller.account_id, q.real_user_id, &q.serial_code, &q.mac_id).await?;
-    Ok(Json(json!({"statuscode": 200, "message": "device connected"})))
+pub async fn set_my_device(
+    State(state): State<AppState>,
+    caller: Caller,
+    Query(q): Query<SetMyDeviceParams>,
+) -> Reply {
+    service::set_my_device(
+        &state.store,
+        &meta(&caller),
+        caller.account_id,
+        q.real_user_id,
+        &q.serial_code,
+        &q.mac_id,
+    )
+    .await?;
+    Ok(Json(
+        json!({"statuscode": 200, "message": "device connected"}),
+    ))
 }
 
 #[derive(Debug, Deserialize)]
@@ -238,9 +328,22 @@ pub struct UnConnectParams {
     real_user_id: i64,
 }
 
-pub async fn un_connect(State(state): State<AppState>, caller: Caller, Query(q): Query<UnConnectParams>) -> Reply {
-    service::un_connect(&state.store, &meta(&caller), caller.account_id, q.real_user_id, &q.unique_id).await?;
-    Ok(Json(json!({"statusCode": 200, "message": "device unconnected"})))
+pub async fn un_connect(
+    State(state): State<AppState>,
+    caller: Caller,
+    Query(q): Query<UnConnectParams>,
+) -> Reply {
+    service::un_connect(
+        &state.store,
+        &meta(&caller),
+        caller.account_id,
+        q.real_user_id,
+        &q.unique_id,
+    )
+    .await?;
+    Ok(Json(
+        json!({"statusCode": 200, "message": "device unconnected"}),
+    ))
 }
 
 #[derive(Debug, Deserialize)]
@@ -248,25 +351,36 @@ pub struct CheckDeviceParams {
     unique_id: String,
 }
 
-pub async fn check_device(State(state): State<AppState>, caller: Caller, Query(q): Query<CheckDeviceParams>) -> Reply {
+pub async fn check_device(
+    State(state): State<AppState>,
+    caller: Caller,
+    Query(q): Query<CheckDeviceParams>,
+) -> Reply {
     let mut conn = state.pool().acquire().await.map_err(internal)?;
-    let device = views::by_unique_id(&mut conn, &q.unique_id).await.map_err(internal)?.ok_or(TherapyError::NotFoundDevice)?;
+    let device = views::by_unique_id(&mut conn, &q.unique_id)
+        .await
+        .map_err(internal)?
+        .ok_or(TherapyError::NotFoundDevice)?;
     let detail = match device.real_user_id {
         None => "Device Registerable",
         Some(patient) => {
-            let mine: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM patients WHERE id = $1 AND root_user_id = $2)")
-                .bind(patient)
-                .bind(caller.account_id)
-                .fetch_one(&mut *conn)
-                .await
-                .map_err(internal)?;
+            let mine: bool = sqlx::query_scalar(
+                "SELECT EXISTS (SELECT 1 FROM patients WHERE id = $1 AND root_user_id = $2)",
+            )
+            .bind(patient)
+            .bind(caller.account_id)
+            .fetch_one(&mut *conn)
+            .await
+            .map_err(internal)?;
             if !mine {
                 return Err(TherapyError::AlreadyConnected.into());
             }
             "Connection Confirmed"
         }
     };
-    Ok(Json(json!({"detail": detail, "device_data": device.nueyne_json()})))
+    Ok(Json(
+        json!({"detail": detail, "device_data": device.nueyne_json()}),
+    ))
 }
 
 #[derive(Debug, Deserialize)]
@@ -276,8 +390,20 @@ pub struct UpdateAliasBody {
     device_alias: String,
 }
 
-pub async fn update_alias(State(state): State<AppState>, caller: Caller, Json(b): Json<UpdateAliasBody>) -> Reply {
-    let row = service::update_alias(&state.store, &meta(&caller), caller.account_id, b.real_user_id, b.device_id, &b.device_alias).await?;
+pub async fn update_alias(
+    State(state): State<AppState>,
+    caller: Caller,
+    Json(b): Json<UpdateAliasBody>,
+) -> Reply {
+    let row = service::update_alias(
+        &state.store,
+        &meta(&caller),
+        caller.account_id,
+        b.real_user_id,
+        b.device_id,
+        &b.device_alias,
+    )
+    .await?;
     Ok(Json(row.nueyne_json()))
 }
 
@@ -312,7 +438,14 @@ pub struct DevlogV2 {
 }
 
 fn finish_flag(raw: Option<&Value>, i: usize) -> Result<Option<i64>, ApiError> {
-    let bad = || ApiError::validation(NS, &["body", &i.to_string(), "detail_data", "finish_flag"], "finish_flag must be 1-6 or null", "value_error");
+    let bad = || {
+        ApiError::validation(
+            NS,
+            &["body", &i.to_string(), "detail_data", "finish_flag"],
+            "finish_flag must be 1-6 or null",
+            "value_error",
+        )
+    };
     let flag = match raw {
         None | Some(Value::Null) => return Ok(None),
         Some(Value::Number(n)) => n.as_i64().ok_or_else(bad)?,
@@ -320,7 +453,11 @@ fn finish_flag(raw: Option<&Value>, i: usize) -> Result<Option<i64>, ApiError> {
         Some(Value::String(s)) => s.trim().parse::<i64>().map_err(|_| bad())?,
         Some(_) => return Err(bad()),
     };
-    if (1..=6).contains(&flag) { Ok(Some(flag)) } else { Err(bad()) }
+    if (1..=6).contains(&flag) {
+        Ok(Some(flag))
+    } else {
+        Err(bad())
+    }
 }
 
 fn entries(items: Vec<DevlogItem>) -> Result<Vec<DevlogEntry>, ApiError> {
@@ -330,7 +467,12 @@ fn entries(items: Vec<DevlogItem>) -> Result<Vec<DevlogEntry>, ApiError> {
         .map(|(i, item)| {
             let d = item.detail_data;
             let treatment_date = parse_treatment_date(&d.treatment_date).ok_or_else(|| {
-                ApiError::validation(NS, &["body", &i.to_string(), "detail_data", "treatment_date"], "Input should be a valid datetime", "datetime_parsing")
+                ApiError::validation(
+                    NS,
+                    &["body", &i.to_string(), "detail_data", "treatment_date"],
+                    "Input should be a valid datetime",
+                    "datetime_parsing",
+                )
             })?;
             Ok(DevlogEntry {
                 device_id: item.device_id,
@@ -352,16 +494,29 @@ fn entries(items: Vec<DevlogItem>) -> Result<Vec<DevlogEntry>, ApiError> {
 
 async fn save_devlog(state: &AppState, caller: &Caller, items: Vec<DevlogItem>) -> Reply {
     let entries = entries(items)?;
-    let finished = service::upload_devlog(&state.store, &meta(caller), caller.account_id, &entries).await?;
-    let message = if finished || entries.is_empty() { "Devlog saved successfully" } else { "Temp devlog saved successfully" };
+    let finished =
+        service::upload_devlog(&state.store, &meta(caller), caller.account_id, &entries).await?;
+    let message = if finished || entries.is_empty() {
+        "Devlog saved successfully"
+    } else {
+        "Temp devlog saved successfully"
+    };
     Ok(Json(json!({"statusCode": 200, "message": message})))
 }
 
-pub async fn devlog_v1(State(state): State<AppState>, caller: Caller, Json(items): Json<Vec<DevlogItem>>) -> Reply {
+pub async fn devlog_v1(
+    State(state): State<AppState>,
+    caller: Caller,
+    Json(items): Json<Vec<DevlogItem>>,
+) -> Reply {
     save_devlog(&state, &caller, items).await
 }
 
-pub async fn devlog_v2(State(state): State<AppState>, caller: Caller, Json(body): Json<DevlogV2>) -> Reply {
+pub async fn devlog_v2(
+    State(state): State<AppState>,
+    caller: Caller,
+    Json(body): Json<DevlogV2>,
+) -> Reply {
     save_devlog(&state, &caller, body.log_arrays).await
 }
 
@@ -372,9 +527,23 @@ pub struct MovementBody {
     movement_data: Vec<MovementSample>,
 }
 
-pub async fn movement(State(state): State<AppState>, caller: Caller, Json(b): Json<MovementBody>) -> Reply {
-    service::record_movement(&state.store, &meta(&caller), caller.account_id, b.real_user_id, b.device_id, &b.movement_data).await?;
-    Ok(Json(json!({"statusCode": 200, "message": "Movement log saved successfully"})))
+pub async fn movement(
+    State(state): State<AppState>,
+    caller: Caller,
+    Json(b): Json<MovementBody>,
+) -> Reply {
+    service::record_movement(
+        &state.store,
+        &meta(&caller),
+        caller.account_id,
+        b.real_user_id,
+        b.device_id,
+        &b.movement_data,
+    )
+    .await?;
+    Ok(Json(
+        json!({"statusCode": 200, "message": "Movement log saved successfully"}),
+    ))
 }
 
 #[derive(Debug, Deserialize)]
@@ -384,14 +553,33 @@ pub struct ChartParams {
     current_date: String,
 }
 
-pub async fn chart_recent(State(state): State<AppState>, caller: Caller, Query(q): Query<ChartParams>) -> Reply {
+pub async fn chart_recent(
+    State(state): State<AppState>,
+    caller: Caller,
+    Query(q): Query<ChartParams>,
+) -> Reply {
     let days = match q.select_mode {
         0 => 7,
         1 => 30,
-        _ => return Err(ApiError::detail(StatusCode::BAD_REQUEST, "Invalid mode. Use 0 for recent 7 days or 1 for recent 30 days")),
+        _ => {
+            return Err(ApiError::detail(
+                StatusCode::BAD_REQUEST,
+                "Invalid mode. Use 0 for recent 7 days or 1 for recent 30 days",
+            ))
+        }
     };
-    let end = NaiveDate::parse_from_str(q.current_date.get(..10).unwrap_or(&q.current_date), "%Y-%m-%d")
-        .map_err(|_| ApiError::validation(NS, &["query", "current_date"], "Input should be a valid date", "date_parsing"))?;
+    let end = NaiveDate::parse_from_str(
+        q.current_date.get(..10).unwrap_or(&q.current_date),
+        "%Y-%m-%d",
+    )
+    .map_err(|_| {
+        ApiError::validation(
+            NS,
+            &["query", "current_date"],
+            "Input should be a valid date",
+            "date_parsing",
+        )
+    })?;
     own_patient_row(&state, &caller, q.real_user_id).await?;
     let start = end - chrono::Duration::days(days - 1);
     let rows: Vec<(NaiveDate, i64, f64, i64)> = sqlx::query_as(include_str!("chart_recent.sql"))

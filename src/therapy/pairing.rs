@@ -24,8 +24,14 @@ pub fn decide_connect(
     patient: &Patient,
     now: DateTime<Utc>,
 ) -> Result<PairingEvents, PairingError> {
-    let patient_id = patient.id.filter(|_| patient.is_live()).ok_or(PairingError::PatientNotFound)?;
-    let device_id = device.id.filter(|_| device.is_live()).ok_or(PairingError::DeviceNotFound)?;
+    let patient_id = patient
+        .id
+        .filter(|_| patient.is_live())
+        .ok_or(PairingError::PatientNotFound)?;
+    let device_id = device
+        .id
+        .filter(|_| device.is_live())
+        .ok_or(PairingError::DeviceNotFound)?;
     match (device.real_user_id, patient.device_id) {
         (Some(p), Some(d)) if p == patient_id && d == device_id => Ok((vec![], vec![])),
         (None, None) => Ok((
@@ -50,8 +56,14 @@ pub fn decide_disconnect(
     patient: &Patient,
     now: DateTime<Utc>,
 ) -> Result<PairingEvents, PairingError> {
-    let patient_id = patient.id.filter(|_| patient.is_live()).ok_or(PairingError::PatientNotFound)?;
-    let device_id = device.id.filter(|_| device.is_live()).ok_or(PairingError::DeviceNotFound)?;
+    let patient_id = patient
+        .id
+        .filter(|_| patient.is_live())
+        .ok_or(PairingError::PatientNotFound)?;
+    let device_id = device
+        .id
+        .filter(|_| device.is_live())
+        .ok_or(PairingError::DeviceNotFound)?;
     if device.real_user_id != Some(patient_id) {
         return Err(PairingError::NotConnected);
     }
@@ -76,8 +88,14 @@ pub fn decide_rename(
     alias: String,
     now: DateTime<Utc>,
 ) -> Result<Vec<DeviceEvent>, PairingError> {
-    let patient_id = patient.id.filter(|_| patient.is_live()).ok_or(PairingError::PatientNotFound)?;
-    let device_id = device.id.filter(|_| device.is_live()).ok_or(PairingError::DeviceNotFound)?;
+    let patient_id = patient
+        .id
+        .filter(|_| patient.is_live())
+        .ok_or(PairingError::PatientNotFound)?;
+    let device_id = device
+        .id
+        .filter(|_| device.is_live())
+        .ok_or(PairingError::DeviceNotFound)?;
     if device.real_user_id != Some(patient_id) {
         return Err(PairingError::NotConnected);
     }

@@ -70,7 +70,10 @@ fn check_birthdate(raw: &str) -> Result<(), PatientError> {
     if ok {
         Ok(())
     } else {
-        Err(PatientError::Invalid("birthdate", "birthdate must be yyyymmdd"))
+        Err(PatientError::Invalid(
+            "birthdate",
+            "birthdate must be yyyymmdd",
+        ))
     }
 }
 
@@ -78,11 +81,17 @@ fn check_gender(raw: &str) -> Result<(), PatientError> {
     if matches!(raw, "M" | "F" | "N" | "P") {
         Ok(())
     } else {
-        Err(PatientError::Invalid("gender", "gender must be one of M, F, N, P"))
+        Err(PatientError::Invalid(
+            "gender",
+            "gender must be one of M, F, N, P",
+        ))
     }
 }
 
-pub fn decide_create(state: &Patient, cmd: CreatePatient) -> Result<Vec<PatientEvent>, PatientError> {
+pub fn decide_create(
+    state: &Patient,
+    cmd: CreatePatient,
+) -> Result<Vec<PatientEvent>, PatientError> {
     if state.id.is_some() {
         return Err(PatientError::AlreadyExists);
     }
@@ -179,7 +188,10 @@ mod tests {
 
     #[test]
     fn given_created_when_creating_again_then_already_exists() {
-        assert_eq!(decide_create(&created(), create_cmd()), Err(PatientError::AlreadyExists));
+        assert_eq!(
+            decide_create(&created(), create_cmd()),
+            Err(PatientError::AlreadyExists)
+        );
     }
 
     #[test]
@@ -218,15 +230,24 @@ mod tests {
             decide_update(&created(), 2, PatientChanges::default(), now()),
             Err(PatientError::NotOwned)
         );
-        assert_eq!(decide_delete(&created(), 2, now()), Err(PatientError::NotOwned));
+        assert_eq!(
+            decide_delete(&created(), 2, now()),
+            Err(PatientError::NotOwned)
+        );
     }
 
     #[test]
     fn given_missing_or_deleted_when_deleting_then_not_found() {
-        assert_eq!(decide_delete(&Patient::default(), 1, now()), Err(PatientError::NotFound));
+        assert_eq!(
+            decide_delete(&Patient::default(), 1, now()),
+            Err(PatientError::NotFound)
+        );
         let mut deleted = created();
         deleted.evolve(&decide_delete(&created(), 1, now()).unwrap()[0]);
-        assert_eq!(decide_delete(&deleted, 1, now()), Err(PatientError::NotFound));
+        assert_eq!(
+            decide_delete(&deleted, 1, now()),
+            Err(PatientError::NotFound)
+        );
         assert_json_snapshot!(decide_delete(&created(), 1, now()).unwrap());
     }
 }

@@ -70,7 +70,9 @@ macro_rules! retrying {
         loop {
             attempt += 1;
             match $body.await {
-                Err(TherapyError::Conflict) if attempt <= crate::es::MAX_CONFLICT_RETRIES => continue,
+                Err(TherapyError::Conflict) if attempt <= crate::es::MAX_CONFLICT_RETRIES => {
+                    continue
+                }
                 other => break other,
             }
         }
@@ -86,7 +88,11 @@ async fn load_device(uow: &mut UnitOfWork, id: i64) -> Result<(Device, i64), The
 }
 
 /// The caller's own live patient, else 401 `Not authorized user` (seed 000 rule).
-async fn owned_patient(uow: &mut UnitOfWork, caller: i64, id: i64) -> Result<(Patient, i64), TherapyError> {
+async fn owned_patient(
+    uow: &mut UnitOfWork,
+    caller: i64,
+    id: i64,
+) -> Result<(Patient, i64), TherapyError> {
     let (patient, version) = load_patient(uow, id).await?;
     if !patient.is_owned_by(caller) {
         return Err(TherapyError::NotAuthorizedUser);
@@ -120,8 +126,16 @@ fn stage_pairing(
     patient_version: i64,
     (device_events, patient_events): pairing::PairingEvents,
 ) {
-    uow.stage(&DeviceEvent::stream_id(device_id), ExpectedVersion::from_loaded(device_version), &device_events);
-    uow.stage(&PatientEvent::stream_id(patient_id), ExpectedVersion::from_loaded(patient_version), &patient_events);
+    uow.stage(
+        &DeviceEvent::stream_id(device_id),
+        ExpectedVersion::from_loaded(device_version),
+        &device_events,
+    );
+    uow.stage(
+        &PatientEvent::stream_id(patient_id),
+        ExpectedVersion::from_loaded(patient_version),
+        &patient_events,
+    );
 }
 
 pub struct CreateRealUser {
@@ -140,13 +154,24 @@ pub async fn create_real_user(
 ) -> Result<(i64, DeviceRow), TherapyError> {
     retrying!(async {
         let mut uow = store.begin(metadata.clone()).await?;
-        let device_id = find_by_serial(&mut uow, &cmd.serial_code, &cmd.mac_id, cmd.unique_id.as_deref()).await?;
+        let device_id = find_by_serial(
+            &mut uow,
+            &cmd.serial_code,
+            &cmd.mac_id,
+            cmd.unique_id.as_deref(),
+        )
+        .await?;
         let (device, device_version) = load_device(&mut uow, device_id).await?;
         let patient_id = next_id(uow.conn(), "patient_id_seq").await?;
         let now = Utc::now();
         let created = patients::decide_create(
             &Patient::default(),
-            CreatePatient { patient_id, root_user_id: caller, profile: cmd.profile.clone(), now },
+            CreatePatient {
+                patient_id,
+                root_user_id: caller,
+                profile: cmd.profile.clone(),
+                now,
+            },
         )
         .map_err(|e| match e {
             PatientError::Invalid(field, msg) => TherapyError::Invalid(field, msg),
@@ -156,7 +181,14 @@ pub async fn create_real_user(
         let (device_events, mut patient_events) = pairing::decide_connect(&device, &patient, now)?;
         let mut all = created;
         all.append(&mut patient_events);
-        stage_pairing(&mut uow, device_id, device_version, patient_id, 0, (device_events, all));
+        stage_pairing(
+            &mut uow,
+            device_id,
+            device_version,
+            patient_id,
+            0,
+            (device_events, all),
+        );
         uow.commit::<()>().await?;
         let row = device_row(store, device_id).await?;
         Ok((patient_id, row))
@@ -165,7 +197,9 @@ pub async fn create_real_user(
 
 pub async fn device_row(store: &EventStore, device_id: i64) -> Result<DeviceRow, TherapyError> {
     let mut conn = store.pool.acquire().await?;
-    views::by_id(&mut conn, device_id).await?.ok_or(TherapyError::NotFoundDevice)
+    views::by_id(&mut conn, device_id)
+        .await?
+        .ok_or(TherapyError::NotFoundDevice)
 }
 
 pub async fn set_my_device(
@@ -182,7 +216,14 @@ pub async fn set_my_device(
         let device_id = find_by_serial(&mut uow, serial_code, mac_id, None).await?;
         let (device, device_version) = load_device(&mut uow, device_id).await?;
         let events = pairing::decide_connect(&device, &patient, Utc::now())?;
-        stage_pairing(&mut uow, device_id, device_version, real_user_id, patient_version, events);
+        stage_pairing(
+            &mut uow,
+            device_id,
+            device_version,
+            real_user_id,
+            patient_version,
+            events,
+        );
         uow.commit::<()>().await?;
         Ok(())
     })
@@ -198,10 +239,20 @@ pub async fn un_connect(
     retrying!(async {
         let mut uow = store.begin(metadata.clone()).await?;
         let (patient, patient_version) = owned_patient(&mut uow, caller, real_user_id).await?;
-        let device_id = views::by_unique_id(uow.conn(), unique_id).await?.ok_or(TherapyError::NotFoundDevice)?.id;
+        let device_id = views::by_unique_id(uow.conn(), unique_id)
+            .await?
+            .ok_or(TherapyError::NotFoundDevice)?
+            .id;
         let (device, device_version) = load_device(&mut uow, device_id).await?;
         let events = pairing::decide_disconnect(&device, &patient, Utc::now())?;
-        stage_pairing(&mut uow, device_id, device_version, real_user_id, patient_version, events);
+        stage_pairing(
+            &mut uow,
+            device_id,
+            device_version,
+            real_user_id,
+            patient_version,
+            events,
+        );
         uow.commit::<()>().await?;
         Ok(())
     })
@@ -220,28 +271,47 @@ pub async fn update_alias(
         let (patient, _) = owned_patient(&mut uow, caller, real_user_id).await?;
         let (device, device_version) = load_device(&mut uow, device_id).await?;
         let events = pairing::decide_rename(&device, &patient, alias.to_owned(), Utc::now())?;
-        uow.stage(&DeviceEvent::stream_id(device_id), ExpectedVersion::from_loaded(device_version), &events);
+        uow.stage(
+            &DeviceEvent::stream_id(device_id),
+            ExpectedVersion::from_loaded(device_version),
+            &events,
+        );
         uow.commit::<()>().await?;
         device_row(store, device_id).await
     })
 }
 
 /// Stages the patient's removal and the release of its device into `uow`.
-async fn stage_patient_removal(uow: &mut UnitOfWork, patient: &Patient, patient_version: i64) -> Result<(), TherapyError> {
-    let Some(patient_id) = patient.id else { return Ok(()) };
+async fn stage_patient_removal(
+    uow: &mut UnitOfWork,
+    patient: &Patient,
+    patient_version: i64,
+) -> Result<(), TherapyError> {
+    let Some(patient_id) = patient.id else {
+        return Ok(());
+    };
     let now = Utc::now();
     let mut patient_events = Vec::new();
     if let Some(device_id) = patient.device_id {
         let (device, device_version) = load_device(uow, device_id).await?;
         if device.real_user_id == Some(patient_id) {
             let (device_events, mut released) = pairing::decide_disconnect(&device, patient, now)?;
-            uow.stage(&DeviceEvent::stream_id(device_id), ExpectedVersion::from_loaded(device_version), &device_events);
+            uow.stage(
+                &DeviceEvent::stream_id(device_id),
+                ExpectedVersion::from_loaded(device_version),
+                &device_events,
+            );
             patient_events.append(&mut released);
         }
     }
-    let mut deleted = patients::decide_delete(patient, patient.root_user_id, now).map_err(|_| TherapyError::RealUserNotFound)?;
+    let mut deleted = patients::decide_delete(patient, patient.root_user_id, now)
+        .map_err(|_| TherapyError::RealUserNotFound)?;
     patient_events.append(&mut deleted);
-    uow.stage(&PatientEvent::stream_id(patient_id), ExpectedVersion::from_loaded(patient_version), &patient_events);
+    uow.stage(
+        &PatientEvent::stream_id(patient_id),
+        ExpectedVersion::from_loaded(patient_version),
+        &patient_events,
+    );
     Ok(())
 }
 
@@ -275,10 +345,11 @@ pub async fn delete_real_user(
 /// Account withdrawal cascade: stages removal of every patient of `account_id` and the
 /// unpairing of their devices into the caller's UnitOfWork (committed with the withdrawal).
 pub async fn withdraw_patients(uow: &mut UnitOfWork, account_id: i64) -> Result<(), TherapyError> {
-    let ids: Vec<i64> = sqlx::query_scalar("SELECT id FROM patients WHERE root_user_id = $1 ORDER BY id")
-        .bind(account_id)
-        .fetch_all(uow.conn())
-        .await?;
+    let ids: Vec<i64> =
+        sqlx::query_scalar("SELECT id FROM patients WHERE root_user_id = $1 ORDER BY id")
+            .bind(account_id)
+            .fetch_all(uow.conn())
+            .await?;
     for id in ids {
         let (patient, version) = load_patient(uow, id).await?;
         if patient.is_live() {
@@ -355,7 +426,14 @@ pub async fn upload_devlog(
         let mut per_device: Vec<(i64, Vec<TreatmentRecord>)> = Vec::new();
         let mut index: HashMap<i64, usize> = HashMap::new();
         for entry in entries {
-            check_devlog_address(&mut uow, caller, entry.record.real_user_id, entry.device_id, entry.unique_id.as_deref()).await?;
+            check_devlog_address(
+                &mut uow,
+                caller,
+                entry.record.real_user_id,
+                entry.device_id,
+                entry.unique_id.as_deref(),
+            )
+            .await?;
             let slot = *index.entry(entry.device_id).or_insert_with(|| {
                 per_device.push((entry.device_id, Vec::new()));
                 per_device.len() - 1
@@ -387,7 +465,8 @@ pub async fn record_movement(
         check_devlog_address(&mut uow, caller, real_user_id, device_id, None).await?;
         let stream = TreatmentEvent::stream_id(device_id);
         let (_, version) = uow.load::<Treatments>(&stream).await?;
-        let events = treatment::decide_movement(device_id, real_user_id, samples.to_vec(), Utc::now());
+        let events =
+            treatment::decide_movement(device_id, real_user_id, samples.to_vec(), Utc::now());
         uow.stage(&stream, ExpectedVersion::from_loaded(version), &events);
         uow.commit::<()>().await?;
         Ok(())

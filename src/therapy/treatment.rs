@@ -137,7 +137,12 @@ mod tests {
         Utc.with_ymd_and_hms(2025, 2, 21, 12, 0, 0).unwrap()
     }
 
-    fn rec(date: &str, flag: Option<i64>, log_file_id: Option<i64>, intensity: i64) -> TreatmentRecord {
+    fn rec(
+        date: &str,
+        flag: Option<i64>,
+        log_file_id: Option<i64>,
+        intensity: i64,
+    ) -> TreatmentRecord {
         TreatmentRecord {
             real_user_id: 5,
             treatment_date: parse_treatment_date(date).unwrap(),
@@ -156,19 +161,39 @@ mod tests {
 
     #[test]
     fn given_no_temp_when_unfinished_record_then_temp_started_30s_earlier() {
-        let events = decide_upload(&Treatments::default(), 2, vec![rec("2025-02-21T15:48:49", None, None, 2)], now());
+        let events = decide_upload(
+            &Treatments::default(),
+            2,
+            vec![rec("2025-02-21T15:48:49", None, None, 2)],
+            now(),
+        );
         assert_json_snapshot!(events);
     }
 
     #[test]
     fn given_open_temp_when_unfinished_record_then_temp_updated_keeping_start() {
-        let state = after(&decide_upload(&Treatments::default(), 2, vec![rec("2025-02-21T15:48:49", None, None, 2)], now()));
-        assert_json_snapshot!(decide_upload(&state, 2, vec![rec("2025-02-21T15:58:49", None, None, 3)], now()));
+        let state = after(&decide_upload(
+            &Treatments::default(),
+            2,
+            vec![rec("2025-02-21T15:48:49", None, None, 2)],
+            now(),
+        ));
+        assert_json_snapshot!(decide_upload(
+            &state,
+            2,
+            vec![rec("2025-02-21T15:58:49", None, None, 3)],
+            now()
+        ));
     }
 
     #[test]
     fn given_open_temp_when_finished_records_then_first_completes_temp_rest_are_new() {
-        let state = after(&decide_upload(&Treatments::default(), 2, vec![rec("2025-02-21T15:48:49", None, None, 2)], now()));
+        let state = after(&decide_upload(
+            &Treatments::default(),
+            2,
+            vec![rec("2025-02-21T15:48:49", None, None, 2)],
+            now(),
+        ));
         let events = decide_upload(
             &state,
             2,
@@ -184,7 +209,12 @@ mod tests {
 
     #[test]
     fn given_known_log_file_id_when_uploading_again_then_skipped() {
-        let state = after(&decide_upload(&Treatments::default(), 2, vec![rec("2025-02-14T15:48:49", Some(1), Some(7), 2)], now()));
+        let state = after(&decide_upload(
+            &Treatments::default(),
+            2,
+            vec![rec("2025-02-14T15:48:49", Some(1), Some(7), 2)],
+            now(),
+        ));
         let events = decide_upload(
             &state,
             2,
@@ -200,7 +230,10 @@ mod tests {
 
     #[test]
     fn given_samples_when_recording_movement_then_recorded_and_empty_is_nothing() {
-        let samples = vec![MovementSample { val: 10, timestamp: 1736411840 }];
+        let samples = vec![MovementSample {
+            val: 10,
+            timestamp: 1736411840,
+        }];
         assert_json_snapshot!(decide_movement(2, 5, samples, now()));
         assert!(decide_movement(2, 5, vec![], now()).is_empty());
     }

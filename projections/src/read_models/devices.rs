@@ -32,10 +32,11 @@ impl Projection for Devices {
             if let Some(event) = stored.decode::<TreatmentEvent>() {
                 if let TreatmentEvent::TreatmentCompleted {
                     device_id,
-                    record: fleetstream_events::TreatmentRecord {
-                        log_file_id: Some(log_file_id),
-                        ..
-                    },
+                    record:
+                        fleetstream_events::TreatmentRecord {
+                            log_file_id: Some(log_file_id),
+                            ..
+                        },
                     ..
                 } = event?
                 {
@@ -115,35 +116,41 @@ impl Projection for Devices {
                     real_user_id,
                     connected_at,
                 } => {
-                    sqlx::query("UPDATE devices SET real_user_id = $2, updated_at = $3 WHERE id = $1")
-                        .bind(device_id)
-                        .bind(real_user_id)
-                        .bind(connected_at)
-                        .execute(&mut *conn)
-                        .await?;
+                    sqlx::query(
+                        "UPDATE devices SET real_user_id = $2, updated_at = $3 WHERE id = $1",
+                    )
+                    .bind(device_id)
+                    .bind(real_user_id)
+                    .bind(connected_at)
+                    .execute(&mut *conn)
+                    .await?;
                 }
                 DeviceEvent::DeviceDisconnected {
                     device_id,
                     disconnected_at,
                     ..
                 } => {
-                    sqlx::query("UPDATE devices SET real_user_id = NULL, updated_at = $2 WHERE id = $1")
-                        .bind(device_id)
-                        .bind(disconnected_at)
-                        .execute(&mut *conn)
-                        .await?;
+                    sqlx::query(
+                        "UPDATE devices SET real_user_id = NULL, updated_at = $2 WHERE id = $1",
+                    )
+                    .bind(device_id)
+                    .bind(disconnected_at)
+                    .execute(&mut *conn)
+                    .await?;
                 }
                 DeviceEvent::DeviceRenamed {
                     device_id,
                     alias,
                     renamed_at,
                 } => {
-                    sqlx::query("UPDATE devices SET device_alias = $2, updated_at = $3 WHERE id = $1")
-                        .bind(device_id)
-                        .bind(alias)
-                        .bind(renamed_at)
-                        .execute(&mut *conn)
-                        .await?;
+                    sqlx::query(
+                        "UPDATE devices SET device_alias = $2, updated_at = $3 WHERE id = $1",
+                    )
+                    .bind(device_id)
+                    .bind(alias)
+                    .bind(renamed_at)
+                    .execute(&mut *conn)
+                    .await?;
                 }
             }
         }

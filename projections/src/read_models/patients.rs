@@ -81,23 +81,27 @@ impl Projection for Patients {
                     device_id,
                     assigned_at,
                 } => {
-                    sqlx::query("UPDATE patients SET device_id = $2, updated_at = $3 WHERE id = $1")
-                        .bind(patient_id)
-                        .bind(device_id)
-                        .bind(assigned_at)
-                        .execute(&mut *conn)
-                        .await?;
+                    sqlx::query(
+                        "UPDATE patients SET device_id = $2, updated_at = $3 WHERE id = $1",
+                    )
+                    .bind(patient_id)
+                    .bind(device_id)
+                    .bind(assigned_at)
+                    .execute(&mut *conn)
+                    .await?;
                 }
                 PatientEvent::PatientDeviceReleased {
                     patient_id,
                     released_at,
                     ..
                 } => {
-                    sqlx::query("UPDATE patients SET device_id = NULL, updated_at = $2 WHERE id = $1")
-                        .bind(patient_id)
-                        .bind(released_at)
-                        .execute(&mut *conn)
-                        .await?;
+                    sqlx::query(
+                        "UPDATE patients SET device_id = NULL, updated_at = $2 WHERE id = $1",
+                    )
+                    .bind(patient_id)
+                    .bind(released_at)
+                    .execute(&mut *conn)
+                    .await?;
                 }
             }
         }
