@@ -240,7 +240,7 @@ async fn repeated_failed_logins_get_429_even_with_the_right_password(pool: sqlx:
         .unwrap()
         .parse()
         .unwrap();
-    assert!(retry >= 1 && retry <= 60, "{retry}");
+    assert!((1..=60).contains(&retry), "{retry}");
 }
 
 #[sqlx::test(migrator = "fleetstream::db::MIGRATOR")]

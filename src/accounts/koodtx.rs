@@ -1,1 +1,158 @@
-//! placeholder
+//! Seed 003 (KooDTX) doors under `/api/auth` (Flask shapes: `{"error": ..}`, token errors
+//! `{"msg": ..}`). Its refresh does not rotate (CONTRACT §7).
+
+use super::domain::AccountError;
+use super::read;
+use crate::app::AppState;
+use crate::auth::login::{self, Identifier, LoginError};
+use crate::auth::refresh::{self, RefreshError};
+use crate::auth::throttle::ClientIp;
+use crate::auth::{bearer_token, AuthFailure, Caller, TokenType};
+use crate::es::CommandError;
+use crate::http::{ApiError, Namespace};
+use axum::extract::State;
+use axum::http::request::Parts;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use fleetstream_events::{AccountProfile, EventMetadata, Role};
+use serde_json::{json, Value};
+
+const NS: Namespace = Namespace::KooDtx;
+
+fn error(status: StatusCode, message: &str) -> ApiError {
+    ApiError::error(status, message)
+}
+
+/// Non-empty string fields of a JSON object body; `None` when any is missing.
+fn fields<const N: usize>(body: &Bytes, names: [&str; N]) -> Option<[String; N]> {
+    let value: Value = serde_json::from_slice(body).ok()?;
+    let mut out: [String; N] = std::array::from_fn(|_| String::new());
+    for (slot, name) in out.iter_mut().zip(names) {
+        let v = value.get(name)?.as_str()?.trim();
+        if v.is_empty() {
+            return None;
+        }
+        *slot = v.to_owned();
+    }
+    Some(out)
+}
+
+fn reply(row: &read::AccountRow, pair: &refresh::TokenPair) -> Value {
+    json!({
+        "access_token": pair.access.token,
+        "refresh_token": pair.refresh.token,
+        "user": row.koodtx_json(),
+    })
+}
+
+pub async fn register(State(state): State<AppState>, body: Bytes) -> Result<Response, ApiError> {
+    let Some([username, email, password, device_id]) =
+        fields(&body, ["username", "email", "password", "device_id"])
+    else {
+        return Err(error(StatusCode::BAD_REQUEST, "Missing required fields"));
+    };
+    let profile = AccountProfile {
+        email,
+        username: Some(username),
+        device_id: Some(device_id),
+        ..Default::default()
+    };
+    let id = super::register(
+        &state.store,
+        EventMetadata::default(),
+        profile,
+        &password,
+        Role::User,
+    )
+    .await
+    .map_err(|err: CommandError<AccountError>| {
+        let bad = |m| error(StatusCode::BAD_REQUEST, m);
+        if err.is_unique_violation("accounts_username_key") {
+            bad("Username already exists")
+        } else if err.is_unique_violation("accounts_email_key") {
+            bad("Email already exists")
+        } else if err.is_unique_violation("accounts_device_id_key") {
+            bad("Device ID already exists")
+        } else {
+            match err {
+                CommandError::Domain(AccountError::PasswordTooShort) => {
+                    bad("Password must be at least 8 characters")
+                }
+                CommandError::Domain(AccountError::InvalidEmail) => bad("Invalid email"),
+                other => ApiError::internal(NS, other),
+            }
+        }
+    })?;
+    let row = read::live_by_id(state.pool(), id)
+        .await
+        .map_err(|e| ApiError::internal(NS, e))?
+        .ok_or_else(|| ApiError::internal(NS, "registered account not readable"))?;
+    let pair = refresh::issue_pair_for(&state, id, Role::User)
+        .await
+        .map_err(|e| ApiError::internal(NS, e))?;
+    Ok((StatusCode::CREATED, axum::Json(reply(&row, &pair))).into_response())
+}
+
+pub async fn login(
+    State(state): State<AppState>,
+    ip: ClientIp,
+    body: Bytes,
+) -> Result<axum::Json<Value>, ApiError> {
+    let Some([username, password]) = fields(&body, ["username", "password"]) else {
+        return Err(error(
+            StatusCode::BAD_REQUEST,
+            "Missing username or password",
+        ));
+    };
+    let row = login::authenticate(&state, Identifier::Username(&username), &password, &ip)
+        .await
+        .map_err(|err| match err {
+            LoginError::Throttled { retry_after_secs } => {
+                ApiError::too_many_requests(NS, retry_after_secs)
+            }
+            LoginError::Database(e) => ApiError::internal(NS, e),
+            _ => error(StatusCode::UNAUTHORIZED, "Invalid username or password"),
+        })?;
+    let pair = refresh::issue_pair_for(&state, row.id, row.role())
+        .await
+        .map_err(|e| ApiError::internal(NS, e))?;
+    Ok(axum::Json(reply(&row, &pair)))
+}
+
+/// Bearer refresh token → a new access token; the refresh token stays valid.
+pub async fn refresh_access(
+    State(state): State<AppState>,
+    parts: Parts,
+) -> Result<axum::Json<Value>, ApiError> {
+    let token = bearer_token(&parts).map_err(|f| f.into_error(NS))?;
+    let (account_id, role) = refresh::check(&state, token)
+        .await
+        .map_err(|err| match err {
+            RefreshError::WrongType => ApiError::msg(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "Only refresh tokens are allowed",
+            ),
+            RefreshError::Expired => AuthFailure::Expired.into_error(NS),
+            RefreshError::Invalid => AuthFailure::Invalid.into_error(NS),
+            RefreshError::Reused | RefreshError::AccountUnusable => {
+                ApiError::msg(StatusCode::UNAUTHORIZED, "Token has been revoked")
+            }
+            RefreshError::Database(e) => ApiError::internal(NS, e),
+        })?;
+    let access = state
+        .jwt
+        .issue(account_id, role.as_str(), TokenType::Access, None);
+    Ok(axum::Json(json!({ "access_token": access.token })))
+}
+
+pub async fn me(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<axum::Json<Value>, ApiError> {
+    let row = read::live_by_id(state.pool(), caller.account_id)
+        .await
+        .map_err(|e| ApiError::internal(NS, e))?
+        .ok_or_else(|| error(StatusCode::NOT_FOUND, "User not found"))?;
+    Ok(axum::Json(row.koodtx_json()))
+}

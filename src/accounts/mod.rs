@@ -74,9 +74,13 @@ pub async fn withdraw(
     let (state, version) = uow.load::<Account>(&stream_id).await?;
     let events = domain::decide_withdraw(&state, Utc::now()).map_err(CommandError::Domain)?;
     uow.stage(&stream_id, ExpectedVersion::from_loaded(version), &events);
-    // THERAPY CASCADE (issue: therapy): the account's patients and their device pairings end in
-    // this same unit of work. Uncomment when `crate::therapy` lands:
-    // crate::therapy::withdraw_patients(&mut uow, account_id).await?;
+    // The account's patients and their device pairings end in this same unit of work.
+    crate::therapy::withdraw_patients(&mut uow, account_id)
+        .await
+        .map_err(|err| match err {
+            crate::therapy::TherapyError::Conflict => CommandError::Conflict(stream_id.clone()),
+            other => CommandError::Cascade(format!("withdrawing patients: {other:?}")),
+        })?;
     crate::auth::refresh::revoke_all(uow.conn(), account_id).await?;
     uow.commit().await?;
     Ok(())

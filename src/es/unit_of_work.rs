@@ -27,6 +27,9 @@ pub enum CommandError<E> {
     Projection(#[from] ProjectionError),
     #[error(transparent)]
     Decode(#[from] fleetstream_events::DecodeError),
+    /// A dependent command staged in the same unit of work (e.g. a withdrawal's cascade) failed.
+    #[error("cascade: {0}")]
+    Cascade(String),
 }
 
 impl<E> CommandError<E> {
@@ -47,6 +50,7 @@ impl<E> CommandError<E> {
             Self::Database(e) => CommandError::Database(e),
             Self::Projection(e) => CommandError::Projection(e),
             Self::Decode(e) => CommandError::Decode(e),
+            Self::Cascade(s) => CommandError::Cascade(s),
         }
     }
 }

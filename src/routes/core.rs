@@ -1,8 +1,8 @@
 //! Seed 002: the IoT core API under `/api/v1` (FastAPI shapes).
 use crate::accounts::core as accounts;
 use crate::app::AppState;
-use axum::routing::{get, post};
 use crate::devices::core_http as devices;
+use axum::routing::{get, post};
 use axum::Router;
 
 pub fn router() -> Router<AppState> {

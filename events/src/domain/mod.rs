@@ -11,5 +11,7 @@ pub use account::{AccountEvent, AccountProfile, NotificationSettings, ProfileCha
 pub use device::{DeviceChanges, DeviceEvent, DeviceLifecycle, DeviceSpec};
 pub use message::MessageEvent;
 pub use patient::{PatientChanges, PatientEvent, PatientProfile};
-pub use recording::{RecordingEvent, SensorSample, SyncLogEntry, SyncLogEvent, MAX_SAMPLES_PER_EVENT};
+pub use recording::{
+    RecordingEvent, SensorSample, SyncLogEntry, SyncLogEvent, MAX_SAMPLES_PER_EVENT,
+};
 pub use treatment::{MovementSample, TreatmentEvent, TreatmentRecord};

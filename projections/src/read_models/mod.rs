@@ -3,12 +3,12 @@ use crate::Projection;
 use std::sync::Arc;
 
 pub mod accounts;
-pub mod outbound_messages;
 pub mod devices;
+pub mod outbound_messages;
 pub mod patients;
-pub mod treatment_logs;
 pub mod recordings;
 pub mod sync_logs;
+pub mod treatment_logs;
 
 /// Every projection fleetstream maintains, inline and async.
 pub fn all() -> Vec<Arc<dyn Projection>> {
