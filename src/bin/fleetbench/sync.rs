@@ -54,7 +54,10 @@ async fn bench(database_url: &str, name: &str) -> anyhow::Result<()> {
     let account = fleetstream::testing::account(&state, "bench@example.com", Role::User).await;
 
     println!("suite sync: samples/s, pushes to new sessions (all inserts), one push at a time");
-    println!("{:>8} {:>6} {:>14} {:>14} {:>7}", "samples", "pushes", "push/s", "COPY/s", "ratio");
+    println!(
+        "{:>8} {:>6} {:>14} {:>14} {:>7}",
+        "samples", "pushes", "push/s", "COPY/s", "ratio"
+    );
     let mut session = 0usize;
     for (size, pushes) in SIZES {
         let data = samples(size);
