@@ -297,6 +297,12 @@ async fn pull_pagination_over_five_sessions(pool: sqlx::PgPool) {
         );
     }
     assert_eq!(seen, vec!["s-4", "s-3", "s-2", "s-1", "s-0"]);
+    let far = pull(&ctx, json!({"page": i64::MAX, "page_size": 100})).await;
+    assert_eq!(far.status, 200, "{}", far.text);
+    assert_eq!(
+        (far.body["total"].as_i64(), far.body["has_more"].as_bool()),
+        (Some(5), Some(false))
+    );
 }
 
 #[sqlx::test(migrator = "fleetstream::db::MIGRATOR")]
