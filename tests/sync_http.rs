@@ -297,6 +297,12 @@ async fn pull_pagination_over_five_sessions(pool: sqlx::PgPool) {
         );
     }
     assert_eq!(seen, vec!["s-4", "s-3", "s-2", "s-1", "s-0"]);
+    let far = pull(&ctx, json!({"page": i64::MAX, "page_size": 100})).await;
+    assert_eq!(far.status, 200, "{}", far.text);
+    assert_eq!(
+        (far.body["total"].as_i64(), far.body["has_more"].as_bool()),
+        (Some(5), Some(false))
+    );
 }
 
 #[sqlx::test(migrator = "fleetstream::db::MIGRATOR")]
@@ -569,4 +575,32 @@ async fn read_models_rebuild_from_the_log_to_the_same_rows(pool: sqlx::PgPool) {
             .unwrap();
     }
     assert_eq!(snapshot(pool.clone()).await, before);
+}
+
+#[sqlx::test(migrator = "fleetstream::db::MIGRATOR")]
+async fn health_and_token_errors(pool: sqlx::PgPool) {
+    let ctx = setup(pool).await;
+    let h = ctx.client.get("/health", None).await;
+    assert_eq!(h.status, 200);
+    assert_eq!(h.body["status"], "healthy");
+    let bad = ctx
+        .client
+        .post("/api/sync/push", Some("not-a-token"), json!({}))
+        .await;
+    assert_eq!(bad.status, 422);
+    assert!(bad.body["msg"].is_string(), "{}", bad.text);
+}
+
+#[sqlx::test(migrator = "fleetstream::db::MIGRATOR")]
+async fn pull_of_unknown_session_ids_is_empty_not_forbidden(pool: sqlx::PgPool) {
+    let ctx = setup(pool).await;
+    push(&ctx, "s-known", samples("gps", 1, 1, 1.0)).await;
+    let r = pull(
+        &ctx,
+        json!({"session_ids": ["nobody-has-this"], "page": "1"}),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.body["total"], 0);
+    assert_eq!(r.body["sessions"], json!([]));
 }

@@ -396,7 +396,7 @@ pub async fn pull(
         "page": request.page,
         "page_size": request.page_size,
         "total": total,
-        "has_more": offset + request.page_size < total,
+        "has_more": offset.saturating_add(request.page_size) < total,
         "sync_log_id": sync_log_id,
         "next_cursor": next_cursor.encode(),
     })))

@@ -30,6 +30,10 @@ impl Projection for SyncLogs {
         events: &[StoredEvent],
     ) -> Result<(), ProjectionError> {
         for stored in events {
+            // Sample events are large; skip them without decoding.
+            if stored.event_type != "SyncLogged" {
+                continue;
+            }
             let log = if let Some(event) = stored.decode::<RecordingEvent>() {
                 match event? {
                     RecordingEvent::SyncLogged { log } => log,

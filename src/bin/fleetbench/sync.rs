@@ -69,8 +69,9 @@ async fn bench(database_url: &str, name: &str) -> anyhow::Result<()> {
         let mut raw = Duration::ZERO;
         for _ in 0..pushes {
             session += 1;
+            let batch = data.clone();
             let started = Instant::now();
-            push(&state.store, account.id, session, data.clone()).await?;
+            push(&state.store, account.id, session, batch).await?;
             command += started.elapsed();
             let started = Instant::now();
             copy(&pool, session, &data).await?;
