@@ -160,7 +160,13 @@ fn assert_in_log_order(
 ) {
     let got: Vec<String> = messages
         .iter()
-        .map(|m| m.headers.get(async_nats::header::NATS_MESSAGE_ID).unwrap().as_str().to_owned())
+        .map(|m| {
+            m.headers
+                .get(async_nats::header::NATS_MESSAGE_ID)
+                .unwrap()
+                .as_str()
+                .to_owned()
+        })
         .collect();
     let want: Vec<String> = events.iter().map(|e| e.event_id.to_string()).collect();
     assert_eq!(got, want, "events out of log order, lost or duplicated");
@@ -198,7 +204,10 @@ async fn relay_publishes_in_log_order_and_survives_a_nats_restart(pool: PgPool) 
     );
     let header = |name: &str| message.headers.get(name).map(|v| v.as_str().to_owned());
     let msg_id = message.headers.get(async_nats::header::NATS_MESSAGE_ID);
-    assert_eq!(msg_id.map(|v| v.to_string()), Some(event.event_id.to_string()));
+    assert_eq!(
+        msg_id.map(|v| v.to_string()),
+        Some(event.event_id.to_string())
+    );
     assert_eq!(
         header("Fleet-Position"),
         Some(event.global_position.to_string())

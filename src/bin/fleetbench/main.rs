@@ -7,8 +7,8 @@ mod append;
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let suite = std::env::args().nth(1).unwrap_or_default();
-    let database_url = std::env::var("DATABASE_URL")
-        .map_err(|_| anyhow::anyhow!("DATABASE_URL: is not set"))?;
+    let database_url =
+        std::env::var("DATABASE_URL").map_err(|_| anyhow::anyhow!("DATABASE_URL: is not set"))?;
     match suite.as_str() {
         "append" => append::run(&database_url).await,
         other => anyhow::bail!("unknown suite {other:?}; suites: append"),
