@@ -2,6 +2,22 @@ use chrono::{DateTime, Utc};
 use fleetstream_events::store::Checkpoint;
 use sqlx::{PgConnection, Row};
 
+/// Creates the projection's checkpoint row in its own autocommitted statement. Created inside a
+/// batch transaction, the row would stay uncommitted until that batch ends and a second worker's
+/// insert would wait on it instead of skipping. The `NOT EXISTS` guard keeps the common case
+/// (row already there) from touching the unique index, so it never waits on a batch either.
+pub async fn ensure_checkpoint(pool: &sqlx::PgPool, name: &str) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO projection_checkpoints (name) SELECT $1
+         WHERE NOT EXISTS (SELECT 1 FROM projection_checkpoints WHERE name = $1)
+         ON CONFLICT DO NOTHING",
+    )
+    .bind(name)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
 /// Locks the projection's checkpoint row for this transaction, creating it on first use.
 /// `None` means another worker holds the projection right now.
 pub async fn load_checkpoint(

@@ -7,7 +7,9 @@ pub mod read_models;
 mod rebuild;
 mod runner;
 
-pub use checkpoint::{load_checkpoint, save_checkpoint, status, ProjectionStatus};
+pub use checkpoint::{
+    ensure_checkpoint, load_checkpoint, save_checkpoint, status, ProjectionStatus,
+};
 pub use projection::{apply_inline, Mode, Projection, ProjectionError};
 pub use rebuild::{rebuild, reset};
 pub use runner::{run_until_caught_up, step, Runner, RunnerConfig, Step, Wakeup};

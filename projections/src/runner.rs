@@ -154,6 +154,7 @@ pub async fn step(
     projection: &dyn Projection,
     batch_size: i64,
 ) -> Result<Step, crate::ProjectionError> {
+    checkpoint::ensure_checkpoint(pool, projection.name()).await?;
     let mut tx = pool.begin().await?;
     let Some(from) = checkpoint::load_checkpoint(&mut tx, projection.name()).await? else {
         return Ok(Step::HeldElsewhere);

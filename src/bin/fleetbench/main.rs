@@ -2,6 +2,7 @@
 //! baseline measured in the same run. `cargo run --release --bin fleetbench -- <suite>`.
 //! Each suite lives in its own module below and adds one match arm.
 
+mod append;
 mod sync;
 
 #[tokio::main]
@@ -10,9 +11,8 @@ async fn main() -> anyhow::Result<()> {
     let database_url =
         std::env::var("DATABASE_URL").map_err(|_| anyhow::anyhow!("DATABASE_URL: is not set"))?;
     match suite.as_str() {
+        "append" => append::run(&database_url).await,
         "sync" => sync::run(&database_url).await,
-        other => {
-            anyhow::bail!("unknown suite {other:?}; suites: sync — database {database_url}")
-        }
+        other => anyhow::bail!("unknown suite {other:?}; suites: append, sync"),
     }
 }
