@@ -122,6 +122,14 @@ pub fn normalize_name(raw: &str) -> Result<String, DeviceError> {
     Ok(name.to_owned())
 }
 
+/// Lifecycle status from its wire name (seed 004 message).
+pub fn parse_status(raw: &str) -> Result<DeviceLifecycle, DeviceError> {
+    DeviceLifecycle::parse(raw).ok_or(DeviceError::Invalid(
+        "status",
+        "Status must be one of: active, inactive, maintenance, error",
+    ))
+}
+
 pub fn decide_register(
     state: &Device,
     cmd: RegisterDevice,

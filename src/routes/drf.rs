@@ -1,7 +1,17 @@
 //! Seed 004: the Django REST clients under `/api/token`, `/api/devices` (DRF shapes).
 use crate::app::AppState;
+use crate::devices::drf_http as devices;
+use axum::routing::get;
 use axum::Router;
 
 pub fn router() -> Router<AppState> {
     Router::new()
+        .route("/api/devices/", get(devices::list).post(devices::create))
+        .route(
+            "/api/devices/{id}/",
+            get(devices::retrieve)
+                .put(devices::replace)
+                .patch(devices::partial_update)
+                .delete(devices::destroy),
+        )
 }

@@ -5,9 +5,11 @@
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let suite = std::env::args().nth(1).unwrap_or_default();
-    let database_url = std::env::var("DATABASE_URL")
-        .map_err(|_| anyhow::anyhow!("DATABASE_URL: is not set"))?;
+    let database_url =
+        std::env::var("DATABASE_URL").map_err(|_| anyhow::anyhow!("DATABASE_URL: is not set"))?;
     match suite.as_str() {
-        other => anyhow::bail!("unknown suite {other:?}; suites: (none yet) — database {database_url}"),
+        other => {
+            anyhow::bail!("unknown suite {other:?}; suites: (none yet) — database {database_url}")
+        }
     }
 }
