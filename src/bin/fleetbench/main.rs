@@ -2,14 +2,17 @@
 //! baseline measured in the same run. `cargo run --release --bin fleetbench -- <suite>`.
 //! Each suite lives in its own module below and adds one match arm.
 
+mod therapy;
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let suite = std::env::args().nth(1).unwrap_or_default();
     let database_url =
         std::env::var("DATABASE_URL").map_err(|_| anyhow::anyhow!("DATABASE_URL: is not set"))?;
     match suite.as_str() {
+        "therapy" => therapy::run(&database_url).await,
         other => {
-            anyhow::bail!("unknown suite {other:?}; suites: (none yet) — database {database_url}")
+            anyhow::bail!("unknown suite {other:?}; suites: therapy — database {database_url}")
         }
     }
 }
