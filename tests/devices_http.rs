@@ -166,6 +166,18 @@ async fn drf_list_paginates_with_absolute_links_and_caps_page_size(pool: sqlx::P
         "http://localhost/api/devices/?page_size=500"
     );
 
+    // A page_size that is not a positive number falls back to 20; `last` is the last page.
+    let fallback = ctx
+        .c
+        .get("/api/devices/?page_size=abc&page=last", Some(&ctx.manager))
+        .await;
+    assert_eq!(fallback.body["results"].as_array().unwrap().len(), 5);
+    assert_eq!(fallback.body["next"], Value::Null);
+    assert_eq!(
+        fallback.body["previous"],
+        "http://localhost/api/devices/?page=5&page_size=abc"
+    );
+
     let beyond = ctx.c.get("/api/devices/?page=99", Some(&ctx.manager)).await;
     assert_eq!(pair(&beyond), (404, json!({"detail": "Invalid page."})));
 

@@ -281,6 +281,21 @@ mod tests {
     }
 
     #[test]
+    fn status_rule() {
+        assert_eq!(
+            parse_status("maintenance"),
+            Ok(DeviceLifecycle::Maintenance)
+        );
+        assert_eq!(
+            parse_status("Active"),
+            Err(DeviceError::Invalid(
+                "status",
+                "Status must be one of: active, inactive, maintenance, error"
+            ))
+        );
+    }
+
+    #[test]
     fn serial_and_mac_rules() {
         assert_eq!(normalize_serial("sl2040"), Ok("SL2040".into()));
         assert!(normalize_serial("SL204").is_err());
