@@ -268,17 +268,8 @@ pub(crate) fn parse_status(
     ns: Namespace,
     raw: Option<&str>,
 ) -> Result<Option<DeviceLifecycle>, ApiError> {
-    raw.map(|s| {
-        DeviceLifecycle::parse(s).ok_or_else(|| {
-            ApiError::validation(
-                ns,
-                &["body", "status"],
-                "Status must be one of: active, inactive, maintenance, error",
-                "value_error",
-            )
-        })
-    })
-    .transpose()
+    raw.map(|s| super::domain::parse_status(s).map_err(|e| device_error(ns, e)))
+        .transpose()
 }
 
 pub(crate) fn command_error(ns: Namespace, err: CommandError<DeviceError>) -> ApiError {

@@ -122,6 +122,14 @@ pub fn normalize_name(raw: &str) -> Result<String, DeviceError> {
     Ok(name.to_owned())
 }
 
+/// Lifecycle status from its wire name (seed 004 message).
+pub fn parse_status(raw: &str) -> Result<DeviceLifecycle, DeviceError> {
+    DeviceLifecycle::parse(raw).ok_or(DeviceError::Invalid(
+        "status",
+        "Status must be one of: active, inactive, maintenance, error",
+    ))
+}
+
 pub fn decide_register(
     state: &Device,
     cmd: RegisterDevice,
@@ -270,6 +278,21 @@ mod tests {
         deleted.evolve(&decide_delete(&registered(), now()).unwrap()[0]);
         assert_eq!(decide_delete(&deleted, now()), Err(DeviceError::NotFound));
         assert_json_snapshot!(decide_delete(&registered(), now()).unwrap());
+    }
+
+    #[test]
+    fn status_rule() {
+        assert_eq!(
+            parse_status("maintenance"),
+            Ok(DeviceLifecycle::Maintenance)
+        );
+        assert_eq!(
+            parse_status("Active"),
+            Err(DeviceError::Invalid(
+                "status",
+                "Status must be one of: active, inactive, maintenance, error"
+            ))
+        );
     }
 
     #[test]

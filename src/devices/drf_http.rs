@@ -1,1 +1,333 @@
-pub async fn _placeholder() {}
+//! Seed 004 devices under `/api/devices/` (Django REST framework shapes): page-number
+//! pagination with absolute `next`/`previous` links, field-map validation, manager-only writes.
+//! Commands, validation and the read model are the registry's own (`super`, `domain`, `views`).
+
+use super::domain::{self, DeviceError};
+use super::views::{self, DeviceRow};
+use super::RegisterError;
+use crate::app::AppState;
+use crate::auth::Caller;
+use crate::es::CommandError;
+use crate::http::{ApiError, Json, Namespace, Query};
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderMap, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use fleetstream_events::{DeviceChanges, DeviceSpec, EventMetadata};
+use serde::Deserialize;
+use serde_json::{json, Map, Value};
+use std::collections::BTreeMap;
+use uuid::Uuid;
+
+const NS: Namespace = Namespace::Drf;
+const DEFAULT_PAGE_SIZE: i64 = 20;
+const MAX_PAGE_SIZE: i64 = 100;
+
+fn forbidden() -> ApiError {
+    ApiError::detail(
+        StatusCode::FORBIDDEN,
+        "You do not have permission to perform this action.",
+    )
+}
+
+fn internal(err: impl std::fmt::Display) -> ApiError {
+    ApiError::internal(NS, err)
+}
+
+fn meta(caller: &Caller) -> EventMetadata {
+    EventMetadata {
+        actor: Some(caller.account_id),
+        ..Default::default()
+    }
+}
+
+/// DRF checks the permission before looking the object up: writes are for managers and above.
+fn require_manager(caller: &Caller) -> Result<(), ApiError> {
+    if caller.is_manager() {
+        Ok(())
+    } else {
+        Err(forbidden())
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub struct PageQuery {
+    #[serde(default)]
+    pub page: Option<String>,
+    #[serde(default)]
+    pub page_size: Option<String>,
+}
+
+/// DRF `PageNumberPagination`: a bad `page_size` falls back to the default, a large one is
+/// capped; a page that is not a number (or `last`) or is out of range is 404 `Invalid page.`.
+fn page_params(q: &PageQuery, count: i64) -> Result<(i64, i64), ApiError> {
+    let size = q
+        .page_size
+        .as_deref()
+        .and_then(|s| s.trim().parse::<i64>().ok())
+        .filter(|n| *n > 0)
+        .map_or(DEFAULT_PAGE_SIZE, |n| n.min(MAX_PAGE_SIZE));
+    let pages = ((count + size - 1) / size).max(1);
+    let page = match q.page.as_deref().map(str::trim) {
+        None => 1,
+        Some("last") => pages,
+        Some(raw) => raw.parse::<i64>().unwrap_or(0),
+    };
+    if !(1..=pages).contains(&page) {
+        return Err(ApiError::detail(StatusCode::NOT_FOUND, "Invalid page."));
+    }
+    Ok((page, size))
+}
+
+/// The request's absolute URL with `page` set (or removed), other parameters kept, keys
+/// sorted as Django's `replace_query_param` does.
+fn page_link(headers: &HeaderMap, uri: &Uri, page: Option<i64>) -> String {
+    let host = headers
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+        .or_else(|| uri.authority().map(|a| a.to_string()))
+        .unwrap_or_else(|| "localhost".to_owned());
+    let mut params: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for (k, v) in form_urlencoded::parse(uri.query().unwrap_or_default().as_bytes()) {
+        params
+            .entry(k.into_owned())
+            .or_default()
+            .push(v.into_owned());
+    }
+    match page {
+        Some(n) => {
+            params.insert("page".to_owned(), vec![n.to_string()]);
+        }
+        None => {
+            params.remove("page");
+        }
+    }
+    let mut query = form_urlencoded::Serializer::new(String::new());
+    for (k, values) in &params {
+        for v in values {
+            query.append_pair(k, v);
+        }
+    }
+    let query = query.finish();
+    let path = uri.path();
+    if query.is_empty() {
+        format!("http://{host}{path}")
+    } else {
+        format!("http://{host}{path}?{query}")
+    }
+}
+
+pub async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    uri: Uri,
+    Query(q): Query<PageQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let mut conn = state.pool().acquire().await.map_err(internal)?;
+    let count = views::count_visible(&mut conn, caller.account_id, caller.is_manager())
+        .await
+        .map_err(internal)?;
+    let (page, size) = page_params(&q, count)?;
+    let rows = views::page_visible(
+        &mut conn,
+        caller.account_id,
+        caller.is_manager(),
+        (page - 1) * size,
+        size,
+    )
+    .await
+    .map_err(internal)?;
+    let next = (page * size < count).then(|| page_link(&headers, &uri, Some(page + 1)));
+    let previous = (page > 1).then(|| {
+        let target = (page > 2).then_some(page - 1);
+        page_link(&headers, &uri, target)
+    });
+    Ok(Json(json!({
+        "count": count,
+        "next": next,
+        "previous": previous,
+        "results": rows.iter().map(DeviceRow::drf_json).collect::<Vec<_>>(),
+    })))
+}
+
+/// Django's `<int:pk>` route does not match anything else: 404, not a parse error.
+fn device_id(raw: &str) -> Result<i64, ApiError> {
+    raw.parse().map_err(|_| ApiError::not_found(NS))
+}
+
+pub async fn retrieve(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let id = device_id(&id)?;
+    let mut conn = state.pool().acquire().await.map_err(internal)?;
+    let row = views::visible_by_id(&mut conn, id, caller.account_id, caller.is_manager())
+        .await
+        .map_err(internal)?
+        .ok_or_else(|| ApiError::not_found(NS))?;
+    Ok(Json(row.drf_json()))
+}
+
+/// Writable fields of seed 004; `id`, `public_id`, `created_at`, `updated_at` and anything
+/// else sent are ignored (read-only).
+#[derive(Debug, Default, Deserialize)]
+pub struct DeviceBody {
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub status: Option<String>,
+    #[serde(default)]
+    pub description: Option<String>,
+    #[serde(default)]
+    pub device_uid: Option<String>,
+}
+
+/// Validated writable fields; every field error is reported at once, as DRF does.
+struct Valid {
+    name: Option<String>,
+    status: Option<fleetstream_events::DeviceLifecycle>,
+}
+
+fn validate(body: &DeviceBody, name_required: bool) -> Result<Valid, ApiError> {
+    let mut errors = Map::new();
+    let mut field_error = |err: DeviceError| {
+        if let DeviceError::Invalid(field, msg) = err {
+            errors.insert(field.to_owned(), json!([msg]));
+        }
+    };
+    let name = match body.name.as_deref() {
+        None if name_required => {
+            field_error(DeviceError::Invalid("name", "This field is required."));
+            None
+        }
+        None => None,
+        Some(raw) => domain::normalize_name(raw).map_err(&mut field_error).ok(),
+    };
+    let status = match body.status.as_deref() {
+        None => None,
+        Some(raw) => domain::parse_status(raw).map_err(&mut field_error).ok(),
+    };
+    if errors.is_empty() {
+        Ok(Valid { name, status })
+    } else {
+        Err(ApiError::with_body(
+            StatusCode::BAD_REQUEST,
+            Value::Object(errors),
+        ))
+    }
+}
+
+fn device_error(err: DeviceError) -> ApiError {
+    match err {
+        DeviceError::NotFound => ApiError::not_found(NS),
+        DeviceError::Invalid(field, msg) => ApiError::validation(NS, &[field], msg, "invalid"),
+        other => super::core_http::device_error(NS, other),
+    }
+}
+
+fn command_error(err: CommandError<DeviceError>) -> ApiError {
+    match err {
+        CommandError::Domain(e) => device_error(e),
+        e => internal(e),
+    }
+}
+
+async fn reload(state: &AppState, id: i64) -> Result<DeviceRow, ApiError> {
+    let mut conn = state.pool().acquire().await.map_err(internal)?;
+    views::by_id(&mut conn, id)
+        .await
+        .map_err(internal)?
+        .ok_or_else(|| ApiError::not_found(NS))
+}
+
+pub async fn create(
+    State(state): State<AppState>,
+    caller: Caller,
+    Json(body): Json<Option<DeviceBody>>,
+) -> Result<Response, ApiError> {
+    require_manager(&caller)?;
+    let body = body.unwrap_or_default();
+    let valid = validate(&body, true)?;
+    // The registry needs a device_uid; a client that sends none gets a fresh UUID.
+    let unique_id = body
+        .device_uid
+        .clone()
+        .unwrap_or_else(|| Uuid::new_v4().to_string());
+    let spec = DeviceSpec {
+        unique_id,
+        name: valid.name.unwrap_or_default(),
+        description: body.description,
+        ..Default::default()
+    };
+    let id = super::register(&state.store, meta(&caller), spec, valid.status)
+        .await
+        .map_err(|err| match err {
+            RegisterError::Domain(e) => device_error(e),
+            RegisterError::DuplicateUniqueId => ApiError::validation(
+                NS,
+                &["device_uid"],
+                "device with this device uid already exists.",
+                "unique",
+            ),
+            other => super::core_http::register_error(NS, other),
+        })?;
+    let row = reload(&state, id).await?;
+    Ok((StatusCode::CREATED, axum::Json(row.drf_json())).into_response())
+}
+
+async fn write(
+    state: AppState,
+    caller: Caller,
+    id: String,
+    body: DeviceBody,
+    name_required: bool,
+) -> Result<Json<Value>, ApiError> {
+    require_manager(&caller)?;
+    let id = device_id(&id)?;
+    reload(&state, id).await?;
+    let valid = validate(&body, name_required)?;
+    let changes = DeviceChanges {
+        name: valid.name,
+        status: valid.status,
+        description: body.description,
+        ..Default::default()
+    };
+    super::update(&state.store, meta(&caller), id, changes)
+        .await
+        .map_err(command_error)?;
+    Ok(Json(reload(&state, id).await?.drf_json()))
+}
+
+/// PUT: a full update, so `name` is required.
+pub async fn replace(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    Json(body): Json<Option<DeviceBody>>,
+) -> Result<Json<Value>, ApiError> {
+    write(state, caller, id, body.unwrap_or_default(), true).await
+}
+
+pub async fn partial_update(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    Json(body): Json<Option<DeviceBody>>,
+) -> Result<Json<Value>, ApiError> {
+    write(state, caller, id, body.unwrap_or_default(), false).await
+}
+
+pub async fn destroy(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    require_manager(&caller)?;
+    let id = device_id(&id)?;
+    super::delete(&state.store, meta(&caller), id)
+        .await
+        .map_err(command_error)?;
+    Ok(StatusCode::NO_CONTENT)
+}

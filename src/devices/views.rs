@@ -151,3 +151,40 @@ pub async fn visible_by_id(
 /// SQL predicate of the visibility rule; binds `$2` = account id, `$3` = is manager.
 pub const VISIBLE: &str = "$3 OR d.owner_id = $2 OR EXISTS (SELECT 1 FROM patients p \
     WHERE p.id = d.real_user_id AND p.root_user_id = $2)";
+
+/// Number of devices the caller may see (the visibility rule above).
+pub async fn count_visible(
+    conn: &mut PgConnection,
+    account_id: i64,
+    is_manager: bool,
+) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar(&format!(
+        "SELECT count(*) FROM devices d WHERE d.deleted_at IS NULL AND ({VISIBLE})"
+    ))
+    // `VISIBLE` binds $2 and $3; $1 is unused here (typed by the bind, so Postgres accepts it).
+    .bind(0_i64)
+    .bind(account_id)
+    .bind(is_manager)
+    .fetch_one(conn)
+    .await
+}
+
+/// One page of the devices the caller may see, by id.
+pub async fn page_visible(
+    conn: &mut PgConnection,
+    account_id: i64,
+    is_manager: bool,
+    offset: i64,
+    limit: i64,
+) -> Result<Vec<DeviceRow>, sqlx::Error> {
+    sqlx::query_as(&format!(
+        "SELECT {DEVICE_COLUMNS} FROM devices d WHERE d.deleted_at IS NULL AND ({VISIBLE}) \
+         ORDER BY d.id LIMIT $4 OFFSET $1"
+    ))
+    .bind(offset)
+    .bind(account_id)
+    .bind(is_manager)
+    .bind(limit)
+    .fetch_all(conn)
+    .await
+}

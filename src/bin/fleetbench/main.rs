@@ -4,6 +4,7 @@
 
 mod append;
 mod sync;
+mod therapy;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -13,6 +14,7 @@ async fn main() -> anyhow::Result<()> {
     match suite.as_str() {
         "append" => append::run(&database_url).await,
         "sync" => sync::run(&database_url).await,
-        other => anyhow::bail!("unknown suite {other:?}; suites: append, sync"),
+        "therapy" => therapy::run(&database_url).await,
+        other => anyhow::bail!("unknown suite {other:?}; suites: append, sync, therapy"),
     }
 }
