@@ -181,10 +181,24 @@ impl UnitOfWork {
 
     /// Appends everything staged, feeds the inline projections and commits.
     pub async fn commit<E>(mut self) -> Result<Vec<StoredEvent>, CommandError<E>> {
-        let stored = store::append(&mut self.tx, &self.staged).await?;
-        apply_inline(&mut self.tx, &self.projections, &stored).await?;
-        self.tx.commit().await?;
-        Ok(stored)
+        let written: Result<Vec<StoredEvent>, CommandError<E>> = async {
+            let stored = store::append(&mut self.tx, &self.staged).await?;
+            apply_inline(&mut self.tx, &self.projections, &stored).await?;
+            Ok(stored)
+        }
+        .await;
+        match written {
+            Ok(stored) => {
+                self.tx.commit().await?;
+                Ok(stored)
+            }
+            Err(err) => {
+                // Roll back now rather than on drop: the stream locks must be free before a
+                // retry (or anyone else) asks for them again.
+                let _ = self.tx.rollback().await;
+                Err(err)
+            }
+        }
     }
 }
 
