@@ -17,13 +17,8 @@ pub enum PairingError {
 
 pub type PairingEvents = (Vec<DeviceEvent>, Vec<PatientEvent>);
 
-/// Pairs `device` with `patient`. Pairing the same pair again changes nothing and succeeds;
-/// pairing never touches the device's owner.
-pub fn decide_connect(
-    device: &Device,
-    patient: &Patient,
-    now: DateTime<Utc>,
-) -> Result<PairingEvents, PairingError> {
+/// The ids of a live patient and device, patient checked first (seed 000's check order).
+fn live_ids(device: &Device, patient: &Patient) -> Result<(i64, i64), PairingError> {
     let patient_id = patient
         .id
         .filter(|_| patient.is_live())
@@ -32,6 +27,17 @@ pub fn decide_connect(
         .id
         .filter(|_| device.is_live())
         .ok_or(PairingError::DeviceNotFound)?;
+    Ok((patient_id, device_id))
+}
+
+/// Pairs `device` with `patient`. Pairing the same pair again changes nothing and succeeds;
+/// pairing never touches the device's owner.
+pub fn decide_connect(
+    device: &Device,
+    patient: &Patient,
+    now: DateTime<Utc>,
+) -> Result<PairingEvents, PairingError> {
+    let (patient_id, device_id) = live_ids(device, patient)?;
     match (device.real_user_id, patient.device_id) {
         (Some(p), Some(d)) if p == patient_id && d == device_id => Ok((vec![], vec![])),
         (None, None) => Ok((
@@ -56,14 +62,7 @@ pub fn decide_disconnect(
     patient: &Patient,
     now: DateTime<Utc>,
 ) -> Result<PairingEvents, PairingError> {
-    let patient_id = patient
-        .id
-        .filter(|_| patient.is_live())
-        .ok_or(PairingError::PatientNotFound)?;
-    let device_id = device
-        .id
-        .filter(|_| device.is_live())
-        .ok_or(PairingError::DeviceNotFound)?;
+    let (patient_id, device_id) = live_ids(device, patient)?;
     if device.real_user_id != Some(patient_id) {
         return Err(PairingError::NotConnected);
     }
@@ -88,14 +87,7 @@ pub fn decide_rename(
     alias: String,
     now: DateTime<Utc>,
 ) -> Result<Vec<DeviceEvent>, PairingError> {
-    let patient_id = patient
-        .id
-        .filter(|_| patient.is_live())
-        .ok_or(PairingError::PatientNotFound)?;
-    let device_id = device
-        .id
-        .filter(|_| device.is_live())
-        .ok_or(PairingError::DeviceNotFound)?;
+    let (patient_id, device_id) = live_ids(device, patient)?;
     if device.real_user_id != Some(patient_id) {
         return Err(PairingError::NotConnected);
     }
