@@ -71,20 +71,22 @@ impl JwtKeys {
 
     /// A `valid_token` for a phone number that passed SMS verification.
     pub fn issue_phone(&self, phone: &str) -> IssuedToken {
-        let mut issued = self.issue(0, "", TokenType::Phone, None);
-        issued.claims.sub = phone.to_owned();
-        issued.token = encode(
-            &Header::new(Algorithm::HS256),
-            &issued.claims,
-            &self.encoding,
-        )
-        .expect("HS256 encoding of plain claims cannot fail");
-        issued
+        self.issue_for(phone.to_owned(), "", TokenType::Phone, None)
     }
 
     pub fn issue(
         &self,
         account_id: i64,
+        role: &str,
+        token_type: TokenType,
+        family: Option<Uuid>,
+    ) -> IssuedToken {
+        self.issue_for(account_id.to_string(), role, token_type, family)
+    }
+
+    fn issue_for(
+        &self,
+        sub: String,
         role: &str,
         token_type: TokenType,
         family: Option<Uuid>,
@@ -96,7 +98,7 @@ impl JwtKeys {
             TokenType::Phone => PHONE_TOKEN_TTL,
         };
         let claims = Claims {
-            sub: account_id.to_string(),
+            sub,
             role: role.to_owned(),
             token_type,
             jti: Uuid::new_v4(),
