@@ -40,7 +40,7 @@ impl StoredEvent {
     /// Decodes the payload as `E` when the stream belongs to `E`'s category.
     pub fn decode<E: crate::DomainEvent>(&self) -> Option<Result<E, crate::DecodeError>> {
         (self.category() == E::CATEGORY)
-            .then(|| E::decode(&self.event_type, self.schema_version, self.data.clone()))
+            .then(|| E::decode(&self.event_type, self.schema_version, &self.data))
     }
 }
 

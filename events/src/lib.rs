@@ -27,9 +27,10 @@ pub trait DomainEvent: Serialize + DeserializeOwned + Clone + Send + Sync + 'sta
         1
     }
 
-    /// Rewrites an older payload into the current shape before decoding.
-    fn upcast(_event_type: &str, _schema_version: i32, data: Value) -> Value {
-        data
+    /// Rewrites an older payload into the current shape before decoding; `None` when the
+    /// payload is current (the common case, which then decodes without a copy).
+    fn upcast(_event_type: &str, _schema_version: i32, _data: &Value) -> Option<Value> {
+        None
     }
 
     fn to_data(&self) -> Value {
@@ -39,14 +40,18 @@ pub trait DomainEvent: Serialize + DeserializeOwned + Clone + Send + Sync + 'sta
         }
     }
 
-    fn decode(event_type: &str, schema_version: i32, data: Value) -> Result<Self, DecodeError> {
-        let data = Self::upcast(event_type, schema_version, data);
-        serde_json::from_value(serde_json::json!({ "type": event_type, "data": data })).map_err(
-            |source| DecodeError {
-                event_type: event_type.to_owned(),
-                message: source.to_string(),
-            },
-        )
+    /// Decodes a stored payload, borrowing it: the adjacently tagged `{"type", "data"}` map
+    /// the enum expects is presented to serde without building it.
+    fn decode(event_type: &str, schema_version: i32, data: &Value) -> Result<Self, DecodeError> {
+        use serde::de::value::MapDeserializer;
+        let upcast = Self::upcast(event_type, schema_version, data);
+        let data = upcast.as_ref().unwrap_or(data);
+        let tag = Value::String(event_type.to_owned());
+        let tagged = MapDeserializer::new([("type", &tag), ("data", data)].into_iter());
+        Self::deserialize(tagged).map_err(|source: serde_json::Error| DecodeError {
+            event_type: event_type.to_owned(),
+            message: source.to_string(),
+        })
     }
 
     fn stream_id(id: impl std::fmt::Display) -> String {

@@ -2,8 +2,10 @@
 //! transaction, read one stream, read everything after a checkpoint without ever skipping.
 
 use crate::{DomainEvent, EventMetadata, StoredEvent};
+use chrono::{DateTime, Utc};
 use serde_json::Value;
-use sqlx::{PgConnection, Row};
+use sqlx::postgres::PgDatabaseError;
+use sqlx::PgConnection;
 use std::collections::HashMap;
 use uuid::Uuid;
 
@@ -86,108 +88,148 @@ impl Checkpoint {
     }
 }
 
-/// Appends to one or more streams inside the caller's transaction. Every stream's expectation
-/// is checked under a per-stream lock; any conflict fails the whole append (the caller rolls
-/// back). A stream whose event ids are all stored already is a successful no-op, so a retried
-/// command cannot write twice. Returns the newly stored events in append order.
+/// Appends to one or more streams inside the caller's transaction, in one round trip (the
+/// `append_events` function). Every stream's expectation is checked under a per-stream lock;
+/// any conflict fails the whole append (the caller rolls back). A stream whose event ids are
+/// all stored already is a successful no-op, so a retried command cannot write twice. Returns
+/// the newly stored events in append order.
 pub async fn append(
     conn: &mut PgConnection,
     streams: &[StreamAppend],
 ) -> Result<Vec<StoredEvent>, AppendError> {
-    let stream_ids: Vec<String> = streams.iter().map(|s| s.stream_id.clone()).collect();
-    sqlx::query(include_str!("../sql/append_lock_streams.sql"))
-        .bind(&stream_ids)
-        .execute(&mut *conn)
-        .await?;
+    append_owned(conn, streams.to_vec()).await
+}
 
-    let all_ids: Vec<Uuid> = streams
-        .iter()
-        .flat_map(|s| s.events.iter().map(|e| e.event_id))
-        .collect();
-    let existing: std::collections::HashSet<Uuid> =
-        sqlx::query_scalar(include_str!("../sql/existing_event_ids.sql"))
-            .bind(&all_ids)
-            .fetch_all(&mut *conn)
-            .await?
-            .into_iter()
-            .collect();
-
-    let versions: HashMap<String, i64> = sqlx::query(include_str!("../sql/stream_versions.sql"))
-        .bind(&stream_ids)
+/// [`append`] taking the events by value: the stored events are built from them, so payloads
+/// are neither copied nor sent back by the database.
+pub async fn append_owned(
+    conn: &mut PgConnection,
+    streams: Vec<StreamAppend>,
+) -> Result<Vec<StoredEvent>, AppendError> {
+    let count: usize = streams.iter().map(|s| s.events.len()).sum();
+    let mut columns = Columns::with_capacity(streams.len(), count);
+    for stream in &streams {
+        columns.push_stream(stream);
+    }
+    let rows: Vec<AppendedRow> = sqlx::query_as(include_str!("../sql/append_events.sql"))
+        .bind(&columns.stream_ids)
+        .bind(&columns.expected)
+        .bind(&columns.stream_counts)
+        .bind(&columns.event_ids)
+        .bind(&columns.event_types)
+        .bind(&columns.schema_versions)
+        .bind(&columns.data)
+        .bind(&columns.metadata)
         .fetch_all(&mut *conn)
-        .await?
-        .into_iter()
-        .map(|row| (row.get("stream_id"), row.get("version")))
-        .collect();
+        .await
+        .map_err(|err| AppendError::from_database(err, &streams))?;
+    drop(columns);
+    metrics::counter!("fleet_events_appended_total").increment(rows.len() as u64);
 
-    let mut columns = Columns::default();
+    let mut appended: HashMap<Uuid, AppendedRow> =
+        rows.into_iter().map(|row| (row.event_id, row)).collect();
+    let mut stored = Vec::with_capacity(appended.len());
     for stream in streams {
-        let stored = stream
-            .events
-            .iter()
-            .filter(|e| existing.contains(&e.event_id))
-            .count();
-        if stored == stream.events.len() && stored > 0 {
-            continue; // an idempotent retry of an append that already committed
-        }
-        if stored > 0 {
-            return Err(AppendError::PartialDuplicate(stream.stream_id.clone()));
-        }
-        let actual = versions.get(&stream.stream_id).copied().unwrap_or(0);
-        let ok = match stream.expected {
-            ExpectedVersion::Any => true,
-            ExpectedVersion::NoStream => actual == 0,
-            ExpectedVersion::Exact(v) => actual == v,
-        };
-        if !ok {
-            return Err(AppendError::Conflict {
+        for event in stream.events {
+            let Some(row) = appended.remove(&event.event_id) else {
+                continue; // the idempotent part of a retried append
+            };
+            stored.push(StoredEvent {
+                global_position: row.global_position,
+                transaction_id: row.transaction_id,
                 stream_id: stream.stream_id.clone(),
-                expected: stream.expected,
-                actual,
+                stream_version: row.stream_version,
+                event_id: event.event_id,
+                event_type: event.event_type,
+                schema_version: event.schema_version,
+                data: event.data,
+                metadata: event.metadata,
+                recorded_at: row.recorded_at,
             });
         }
-        for (offset, event) in stream.events.iter().enumerate() {
-            columns.push(&stream.stream_id, actual + 1 + offset as i64, event);
-        }
     }
-    if columns.stream_ids.is_empty() {
-        return Ok(Vec::new());
-    }
-    let count = columns.stream_ids.len();
-    let stored: Vec<StoredEvent> = sqlx::query_as(include_str!("../sql/insert_events.sql"))
-        .bind(columns.stream_ids)
-        .bind(columns.versions)
-        .bind(columns.event_ids)
-        .bind(columns.event_types)
-        .bind(columns.schema_versions)
-        .bind(columns.data)
-        .bind(columns.metadata)
-        .fetch_all(&mut *conn)
-        .await?;
-    metrics::counter!("fleet_events_appended_total").increment(count as u64);
+    stored.sort_by_key(|e| e.global_position);
     Ok(stored)
 }
 
-#[derive(Default)]
-struct Columns {
-    stream_ids: Vec<String>,
-    versions: Vec<i64>,
-    event_ids: Vec<Uuid>,
-    event_types: Vec<String>,
-    schema_versions: Vec<i32>,
-    data: Vec<Value>,
-    metadata: Vec<Value>,
+/// What the log assigned to one appended event.
+#[derive(sqlx::FromRow)]
+struct AppendedRow {
+    event_id: Uuid,
+    global_position: i64,
+    transaction_id: i64,
+    stream_version: i64,
+    recorded_at: DateTime<Utc>,
 }
 
-impl Columns {
-    fn push(&mut self, stream_id: &str, version: i64, event: &NewEvent) {
-        self.stream_ids.push(stream_id.to_owned());
-        self.versions.push(version);
-        self.event_ids.push(event.event_id);
-        self.event_types.push(event.event_type.clone());
-        self.schema_versions.push(event.schema_version);
-        self.data.push(event.data.clone());
-        self.metadata.push(event.metadata.clone());
+impl AppendError {
+    /// Reads the typed refusals `append_events` raises (see its migration).
+    fn from_database(err: sqlx::Error, streams: &[StreamAppend]) -> Self {
+        let refusal = match &err {
+            sqlx::Error::Database(db) => db
+                .try_downcast_ref::<PgDatabaseError>()
+                .filter(|pg| matches!(pg.code(), "FS409" | "FS422"))
+                .map(|pg| {
+                    let stream_id = pg.detail().unwrap_or_default().to_owned();
+                    match pg.hint().and_then(|h| h.parse().ok()) {
+                        Some(actual) if pg.code() == "FS409" => Self::Conflict {
+                            expected: streams
+                                .iter()
+                                .find(|s| s.stream_id == stream_id)
+                                .map_or(ExpectedVersion::Any, |s| s.expected),
+                            stream_id,
+                            actual,
+                        },
+                        _ => Self::PartialDuplicate(stream_id),
+                    }
+                }),
+            _ => None,
+        };
+        refusal.unwrap_or(Self::Database(err))
+    }
+}
+
+/// The append as parallel arrays, one bind parameter each.
+struct Columns<'a> {
+    stream_ids: Vec<&'a str>,
+    expected: Vec<i64>,
+    stream_counts: Vec<i32>,
+    event_ids: Vec<Uuid>,
+    event_types: Vec<&'a str>,
+    schema_versions: Vec<i32>,
+    data: Vec<&'a Value>,
+    metadata: Vec<&'a Value>,
+}
+
+impl<'a> Columns<'a> {
+    fn with_capacity(streams: usize, events: usize) -> Self {
+        Self {
+            stream_ids: Vec::with_capacity(streams),
+            expected: Vec::with_capacity(streams),
+            stream_counts: Vec::with_capacity(streams),
+            event_ids: Vec::with_capacity(events),
+            event_types: Vec::with_capacity(events),
+            schema_versions: Vec::with_capacity(events),
+            data: Vec::with_capacity(events),
+            metadata: Vec::with_capacity(events),
+        }
+    }
+
+    fn push_stream(&mut self, stream: &'a StreamAppend) {
+        self.stream_ids.push(&stream.stream_id);
+        self.expected.push(match stream.expected {
+            ExpectedVersion::Any => -1,
+            ExpectedVersion::NoStream => 0,
+            ExpectedVersion::Exact(version) => version,
+        });
+        self.stream_counts.push(stream.events.len() as i32);
+        for event in &stream.events {
+            self.event_ids.push(event.event_id);
+            self.event_types.push(&event.event_type);
+            self.schema_versions.push(event.schema_version);
+            self.data.push(&event.data);
+            self.metadata.push(&event.metadata);
+        }
     }
 }
 
@@ -232,11 +274,7 @@ pub async fn load<E: DomainEvent, S>(
     let events = read_stream(conn, stream_id, 1).await?;
     let mut version = 0;
     for stored in &events {
-        let event = E::decode(
-            &stored.event_type,
-            stored.schema_version,
-            stored.data.clone(),
-        )?;
+        let event = E::decode(&stored.event_type, stored.schema_version, &stored.data)?;
         evolve(&mut state, &event);
         version = stored.stream_version;
     }

@@ -41,7 +41,7 @@ fn account_registered_event() {
     // What the log stores in `data`, and that it decodes back to the same event.
     let data = event.to_data();
     insta::assert_json_snapshot!("account_registered_data", data);
-    let decoded = AccountEvent::decode("AccountRegistered", 1, data).unwrap();
+    let decoded = AccountEvent::decode("AccountRegistered", 1, &data).unwrap();
     assert_eq!(decoded, event);
 }
 
@@ -75,6 +75,6 @@ fn event_envelope() {
 
 #[test]
 fn unknown_event_types_fail_to_decode_with_their_name() {
-    let err = AccountEvent::decode("AccountVanished", 1, serde_json::json!({})).unwrap_err();
+    let err = AccountEvent::decode("AccountVanished", 1, &serde_json::json!({})).unwrap_err();
     assert_eq!(err.event_type, "AccountVanished");
 }

@@ -42,19 +42,19 @@ pub trait Projection: Send + Sync + 'static {
 }
 
 /// Runs the inline projections over freshly appended events, in the append's transaction.
+/// Every projection gets the whole batch (they skip other categories without decoding), so
+/// large payloads are never copied per projection.
 pub async fn apply_inline(
     conn: &mut PgConnection,
     projections: &[Arc<dyn Projection>],
     events: &[StoredEvent],
 ) -> Result<(), ProjectionError> {
     for projection in projections.iter().filter(|p| p.mode() == Mode::Inline) {
-        let wanted: Vec<StoredEvent> = events
+        if events
             .iter()
-            .filter(|e| projection.categories().contains(&e.category()))
-            .cloned()
-            .collect();
-        if !wanted.is_empty() {
-            projection.apply(conn, &wanted).await?;
+            .any(|e| projection.categories().contains(&e.category()))
+        {
+            projection.apply(conn, events).await?;
         }
     }
     Ok(())

@@ -182,7 +182,8 @@ impl UnitOfWork {
     /// Appends everything staged, feeds the inline projections and commits.
     pub async fn commit<E>(mut self) -> Result<Vec<StoredEvent>, CommandError<E>> {
         let written: Result<Vec<StoredEvent>, CommandError<E>> = async {
-            let stored = store::append(&mut self.tx, &self.staged).await?;
+            let staged = std::mem::take(&mut self.staged);
+            let stored = store::append_owned(&mut self.tx, staged).await?;
             apply_inline(&mut self.tx, &self.projections, &stored).await?;
             Ok(stored)
         }
