@@ -469,15 +469,15 @@ async fn re_appending_stored_event_ids_succeeds_and_writes_nothing(pool: PgPool)
     tx.commit().await.unwrap();
     assert_eq!(first.len(), 3);
 
-    // The retry carries the same ids and the (now stale) expectations of the first attempt.
-    for _ in 0..2 {
+    // The retry carries the same ids and either the (now stale) expectations of the first
+    // attempt or none: both report success and write nothing.
+    let stale = (ExpectedVersion::NoStream, ExpectedVersion::NoStream);
+    let unchecked = (ExpectedVersion::Any, ExpectedVersion::Any);
+    for (expected_a, expected_b) in [stale, stale, unchecked] {
         let mut tx = pool.begin().await.unwrap();
-        let again = store::append(
-            &mut tx,
-            &batch(ExpectedVersion::NoStream, ExpectedVersion::NoStream),
-        )
-        .await
-        .expect("an idempotent retry reports success");
+        let again = store::append(&mut tx, &batch(expected_a, expected_b))
+            .await
+            .expect("an idempotent retry reports success");
         tx.commit().await.unwrap();
         assert!(again.is_empty(), "nothing new stored: {again:?}");
     }
@@ -486,6 +486,13 @@ async fn re_appending_stored_event_ids_succeeds_and_writes_nothing(pool: PgPool)
     // Part of an append already stored is not a retry; it is refused whole.
     let mut tx = pool.begin().await.unwrap();
     let mut mixed = batch(ExpectedVersion::Any, ExpectedVersion::Any);
+    mixed[0].events.push(increment(9));
+    let err = store::append(&mut tx, &mixed).await.unwrap_err();
+    assert!(matches!(err, AppendError::PartialDuplicate(_)), "{err:?}");
+    drop(tx);
+    // The same with a stale expectation (the other way the append finds stored ids).
+    let mut tx = pool.begin().await.unwrap();
+    let mut mixed = batch(ExpectedVersion::NoStream, ExpectedVersion::NoStream);
     mixed[0].events.push(increment(9));
     let err = store::append(&mut tx, &mixed).await.unwrap_err();
     assert!(matches!(err, AppendError::PartialDuplicate(_)), "{err:?}");

@@ -2,7 +2,7 @@
 //! fleetstream additions (ownership, cursor, large pushes, concurrency).
 
 use fleetstream::testing::{self, TestClient};
-use fleetstream_events::Role;
+use fleetstream_events::{RecordingEvent, Role};
 use serde_json::{json, Value};
 
 struct Ctx {
@@ -603,4 +603,65 @@ async fn pull_of_unknown_session_ids_is_empty_not_forbidden(pool: sqlx::PgPool) 
     assert_eq!(r.status, 200, "{}", r.text);
     assert_eq!(r.body["total"], 0);
     assert_eq!(r.body["sessions"], json!([]));
+}
+
+/// A log written before `SamplesPushed` schema 2 (one `samples` list, no new/changed split)
+/// still decodes (upcast) and rebuilds the same rows.
+#[sqlx::test(migrator = "fleetstream::db::MIGRATOR")]
+async fn schema_1_sample_events_decode_and_rebuild_to_the_same_rows(pool: sqlx::PgPool) {
+    let ctx = setup(pool.clone()).await;
+    push(&ctx, "s-v1", samples("gps", 0, 30, 1.0)).await;
+    push(&ctx, "s-v1", samples("gps", 200, 20, 2.0)).await;
+    let rows = |pool: sqlx::PgPool| async move {
+        sqlx::query_as::<_, (String, i64)>(
+            "SELECT (SELECT jsonb_agg(jsonb_build_array(sensor_type, timestamp, data, updated_at) \
+                     ORDER BY sensor_type, timestamp) FROM sensor_samples)::text, \
+                    (SELECT data_count FROM recording_sessions WHERE session_id = 's-v1')",
+        )
+        .fetch_one(&pool)
+        .await
+        .unwrap()
+    };
+    let before = rows(pool.clone()).await;
+    assert_eq!(before.1, 40);
+
+    let rewritten = sqlx::query(
+        "UPDATE events SET schema_version = 1, \
+             data = (data - 'inserted' - 'updated') \
+                    || jsonb_build_object('samples', (data->'inserted') || (data->'updated')) \
+         WHERE event_type = 'SamplesPushed'",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    assert_eq!(rewritten.rows_affected(), 2);
+
+    let mut conn = pool.acquire().await.unwrap();
+    let stream = fleetstream_events::store::read_stream(&mut conn, "recording-s-v1", 1)
+        .await
+        .unwrap();
+    let upcast: Vec<(usize, usize)> = stream
+        .iter()
+        .filter_map(|e| match e.decode::<RecordingEvent>()?.unwrap() {
+            RecordingEvent::SamplesPushed {
+                inserted, updated, ..
+            } => Some((inserted.len(), updated.len())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(upcast, vec![(0, 30), (0, 20)]);
+    drop(conn);
+
+    let recordings = ctx
+        .state
+        .store
+        .projections()
+        .iter()
+        .find(|p| p.name() == "recordings")
+        .unwrap()
+        .clone();
+    fleetstream_projections::rebuild(&pool, recordings.as_ref(), 500, |_| {})
+        .await
+        .unwrap();
+    assert_eq!(rows(pool.clone()).await, before);
 }

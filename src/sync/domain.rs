@@ -148,7 +148,8 @@ pub fn decide_push(
     let mut sensor_types = BTreeSet::new();
     // Per key: its latest data in this push and, when it must be written, its slot.
     let mut seen: HashMap<(String, i64), Option<usize>> = HashMap::new();
-    let mut changed: Vec<SensorSample> = Vec::new();
+    // Samples to write, each flagged new (the session holds no such key) or not.
+    let mut changed: Vec<(SensorSample, bool)> = Vec::new();
     for sample in cmd.samples {
         if !sensor_types.contains(&sample.sensor_type) {
             sensor_types.insert(sample.sensor_type.clone());
@@ -156,11 +157,11 @@ pub fn decide_push(
         let key = (sample.sensor_type.clone(), sample.timestamp);
         let slot = match seen.get(&key) {
             Some(Some(slot)) => {
-                if changed[*slot].data == sample.data {
+                if changed[*slot].0.data == sample.data {
                     counts.duplicates += 1;
                 } else {
                     counts.updated += 1;
-                    changed[*slot].data = sample.data;
+                    changed[*slot].0.data = sample.data;
                 }
                 Some(*slot)
             }
@@ -173,12 +174,12 @@ pub fn decide_push(
                     }
                     Some(_) => {
                         counts.updated += 1;
-                        changed.push(sample);
+                        changed.push((sample, false));
                         Some(changed.len() - 1)
                     }
                     None => {
                         counts.inserted += 1;
-                        changed.push(sample);
+                        changed.push((sample, true));
                         Some(changed.len() - 1)
                     }
                 }
@@ -186,15 +187,22 @@ pub fn decide_push(
         };
         seen.insert(key, slot);
     }
-    let mut rest = changed;
-    while !rest.is_empty() {
-        let tail = rest.split_off(rest.len().min(MAX_SAMPLES_PER_EVENT));
+    let mut rest = changed.into_iter().peekable();
+    while rest.peek().is_some() {
+        let (mut inserted, mut updated) = (Vec::new(), Vec::new());
+        for (sample, is_new) in rest.by_ref().take(MAX_SAMPLES_PER_EVENT) {
+            if is_new {
+                inserted.push(sample)
+            } else {
+                updated.push(sample)
+            }
+        }
         events.push(RecordingEvent::SamplesPushed {
             session_id: s.session_id.clone(),
-            samples: rest,
+            inserted,
+            updated,
             pushed_at: cmd.now,
         });
-        rest = tail;
     }
     events.push(RecordingEvent::SyncLogged {
         log: SyncLogEntry {
@@ -397,7 +405,7 @@ mod tests {
             .events
             .iter()
             .filter_map(|e| match e {
-                RecordingEvent::SamplesPushed { samples, .. } => Some(samples.len()),
+                RecordingEvent::SamplesPushed { inserted, .. } => Some(inserted.len()),
                 _ => None,
             })
             .collect();

@@ -64,10 +64,13 @@ pub enum RecordingEvent {
         updated_at: DateTime<Utc>,
     },
     /// The samples of a push that are new or changed (identical ones are left out: they change
-    /// nothing). Replaying these in log order rebuilds the sample table exactly.
+    /// nothing): `inserted` keys the session did not hold, `updated` keys whose data the push
+    /// replaces (last write wins). Replaying these in log order rebuilds the sample table
+    /// exactly. Schema 2; schema 1 held one `samples` list, upcast into `updated`.
     SamplesPushed {
         session_id: String,
-        samples: Vec<SensorSample>,
+        inserted: Vec<SensorSample>,
+        updated: Vec<SensorSample>,
         pushed_at: DateTime<Utc>,
     },
     SyncLogged {
@@ -75,11 +78,40 @@ pub enum RecordingEvent {
     },
 }
 
-crate::domain_event!(
-    RecordingEvent,
-    "recording",
-    [SessionStarted, SessionUpdated, SamplesPushed, SyncLogged]
-);
+impl crate::DomainEvent for RecordingEvent {
+    const CATEGORY: &'static str = "recording";
+
+    fn event_type(&self) -> &'static str {
+        match self {
+            Self::SessionStarted { .. } => "SessionStarted",
+            Self::SessionUpdated { .. } => "SessionUpdated",
+            Self::SamplesPushed { .. } => "SamplesPushed",
+            Self::SyncLogged { .. } => "SyncLogged",
+        }
+    }
+
+    fn event_version(&self) -> i32 {
+        match self {
+            Self::SamplesPushed { .. } => 2,
+            _ => 1,
+        }
+    }
+
+    /// `SamplesPushed` 1 → 2: schema 1 did not say which samples were new, so all of them are
+    /// applied as `updated` (insert or overwrite), which is what schema 1 meant.
+    fn upcast(event_type: &str, schema_version: i32, data: &Value) -> Option<Value> {
+        if event_type != "SamplesPushed" || schema_version >= 2 {
+            return None;
+        }
+        let mut upcast = data.clone();
+        if let Value::Object(fields) = &mut upcast {
+            let samples = fields.remove("samples").unwrap_or(Value::Array(Vec::new()));
+            fields.insert("inserted".into(), Value::Array(Vec::new()));
+            fields.insert("updated".into(), samples);
+        }
+        Some(upcast)
+    }
+}
 
 /// Pull logs of one account (stream `synclog-<account_id>`, appended without a version check).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

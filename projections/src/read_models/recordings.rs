@@ -31,6 +31,10 @@ impl Projection for Recordings {
         events: &[StoredEvent],
     ) -> Result<(), ProjectionError> {
         for stored in events {
+            if stored.event_type == "SamplesPushed" && stored.category() == "recording" {
+                apply_samples(conn, stored).await?;
+                continue;
+            }
             let Some(event) = stored.decode::<RecordingEvent>() else {
                 continue;
             };
@@ -82,43 +86,8 @@ impl Projection for Recordings {
                         .execute(&mut *conn)
                         .await?;
                 }
-                RecordingEvent::SamplesPushed {
-                    session_id,
-                    samples,
-                    pushed_at,
-                } => {
-                    let mut sensor_types = Vec::with_capacity(samples.len());
-                    let mut timestamps = Vec::with_capacity(samples.len());
-                    let mut data = Vec::with_capacity(samples.len());
-                    for sample in samples {
-                        sensor_types.push(sample.sensor_type);
-                        timestamps.push(sample.timestamp);
-                        data.push(sample.data);
-                    }
-                    let expected = timestamps.len() as i64;
-                    let counts: Option<(i64, i64)> =
-                        sqlx::query_as(include_str!("../../sql/sensor_samples_upsert.sql"))
-                            .bind(&session_id)
-                            .bind(sensor_types)
-                            .bind(timestamps)
-                            .bind(data)
-                            .bind(pushed_at)
-                            .bind(stored.stream_version)
-                            .bind(stored.transaction_id)
-                            .bind(stored.global_position)
-                            .fetch_optional(&mut *conn)
-                            .await?;
-                    // The command only records samples that differ from the stored ones, so
-                    // every one of them must have been written.
-                    if let Some((_, affected)) = counts.filter(|(_, a)| *a != expected) {
-                        tracing::warn!(
-                            session_id,
-                            expected,
-                            affected,
-                            "sample upsert wrote fewer rows than the event holds"
-                        );
-                    }
-                }
+                // Applied from the log row by `apply_samples`, never decoded here.
+                RecordingEvent::SamplesPushed { .. } => {}
                 RecordingEvent::SyncLogged { log } => {
                     if let Some(session_id) = &log.session_id {
                         sqlx::query(include_str!("../../sql/recording_sessions_version.sql"))
@@ -132,4 +101,26 @@ impl Projection for Recordings {
         }
         Ok(())
     }
+}
+
+/// One set-based statement over the event's own log row (see the SQL for why).
+async fn apply_samples(conn: &mut PgConnection, stored: &StoredEvent) -> Result<(), sqlx::Error> {
+    let counts: Option<(i64, i64, i64)> =
+        sqlx::query_as(include_str!("../../sql/sensor_samples_apply.sql"))
+            .bind(stored.global_position)
+            .bind(stored.stream_version)
+            .bind(stored.transaction_id)
+            .fetch_optional(conn)
+            .await?;
+    // The command only records samples that differ from the stored ones, so every one of them
+    // must have been written.
+    if let Some((_, written, expected)) = counts.filter(|(_, w, e)| w != e) {
+        tracing::warn!(
+            stream_id = stored.stream_id,
+            expected,
+            written,
+            "sample upsert wrote fewer rows than the event holds"
+        );
+    }
+    Ok(())
 }

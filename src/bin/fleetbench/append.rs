@@ -26,6 +26,7 @@ use uuid::Uuid;
 
 const PHASE: Duration = Duration::from_secs(3);
 const BATCH_ROWS: usize = 100;
+const BATCH_ROUNDS: usize = 5;
 const LAG_RATE_PER_SEC: u64 = 1_000;
 const LAG_DURATION: Duration = Duration::from_secs(10);
 const REBUILD_EVENTS: usize = 200_000;
@@ -96,7 +97,16 @@ async fn run_in(options: PgConnectOptions) -> anyhow::Result<()> {
     let raw_single_1 = measure(&pool, 1, raw_single).await?;
     let raw_single_16 = measure(&pool, 16, raw_single).await?;
     let raw_notify_16 = measure(&pool, 16, |pool, _, i| raw_single_notify(pool, i)).await?;
-    let raw_batch = measure(&pool, 1, raw_batched).await?;
+    // Batched appends alternate with their baseline, round by round, so drift on a shared
+    // machine hits both; the ratio reported is the median round's.
+    let mut rounds = Vec::new();
+    for _ in 0..BATCH_ROUNDS {
+        let raw = measure(&pool, 1, raw_batched).await?;
+        let fleet = measure(&pool, 1, fleet_batched).await?;
+        rounds.push((fleet / raw, raw, fleet));
+    }
+    rounds.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let (batched_ratio, raw_batch, batched) = rounds[rounds.len() / 2];
     println!("raw single-row INSERT+commit, 1 connection    {raw_single_1:>10.0} rows/s");
     println!("raw single-row INSERT+commit, 16 connections  {raw_single_16:>10.0} rows/s");
     println!("  same + the log's NOTIFY trigger, 16 conns  {raw_notify_16:>10.0} rows/s");
@@ -113,7 +123,6 @@ async fn run_in(options: PgConnectOptions) -> anyhow::Result<()> {
         move |_, w, i| command(store_.clone(), w, i)
     })
     .await?;
-    let batched = measure(&pool, 1, fleet_batched).await?;
     println!(
         "fleetstream single-event command, 1 writer    {cmd_1:>10.0} events/s  = {:.2} × raw single (1 conn)",
         cmd_1 / raw_single_1
@@ -124,8 +133,12 @@ async fn run_in(options: PgConnectOptions) -> anyhow::Result<()> {
         cmd_16 / raw_single_1
     );
     println!(
-        "fleetstream {BATCH_ROWS}-event append                {batched:>10.0} events/s  = {:.2} × raw batched",
-        batched / raw_batch
+        "fleetstream {BATCH_ROWS}-event append                {batched:>10.0} events/s  = {batched_ratio:.2} × raw batched (median of {BATCH_ROUNDS} alternating rounds: {})",
+        rounds
+            .iter()
+            .map(|r| format!("{:.2}", r.0))
+            .collect::<Vec<_>>()
+            .join(" ")
     );
 
     let (p50, p99, achieved) = projection_lag(&pool).await?;
@@ -205,23 +218,27 @@ async fn raw_single_notify(pool: PgPool, i: u64) -> anyhow::Result<u64> {
     Ok(1)
 }
 
-async fn raw_batched(pool: PgPool, w: usize, i: u64) -> anyhow::Result<u64> {
-    let stream = format!("rawbatch-{w}-{i}");
+async fn raw_batched(pool: PgPool, _w: usize, _i: u64) -> anyhow::Result<u64> {
+    let stream = format!("rawbatch-{}", Uuid::now_v7().simple());
     let streams = vec![stream; BATCH_ROWS];
     let versions: Vec<i64> = (1..=BATCH_ROWS as i64).collect();
     let ids: Vec<Uuid> = (0..BATCH_ROWS).map(|_| Uuid::now_v7()).collect();
     let types = vec!["Ticked".to_owned(); BATCH_ROWS];
+    let schema_versions = vec![1i32; BATCH_ROWS];
     let data: Vec<serde_json::Value> = (0..BATCH_ROWS as u64).map(payload).collect();
+    let metadata = vec![serde_json::json!({}); BATCH_ROWS];
     let mut tx = pool.begin().await?;
     sqlx::query(
-        "INSERT INTO raw_events (stream_id, stream_version, event_id, event_type, data)
-         SELECT * FROM unnest($1::text[], $2::bigint[], $3::uuid[], $4::text[], $5::jsonb[])",
+        "INSERT INTO raw_events (stream_id, stream_version, event_id, event_type, schema_version, data, metadata)
+         SELECT * FROM unnest($1::text[], $2::bigint[], $3::uuid[], $4::text[], $5::int[], $6::jsonb[], $7::jsonb[])",
     )
     .bind(streams)
     .bind(versions)
     .bind(ids)
     .bind(types)
+    .bind(schema_versions)
     .bind(data)
+    .bind(metadata)
     .execute(&mut *tx)
     .await?;
     tx.commit().await?;
@@ -252,11 +269,14 @@ fn tick_events(n: usize, stream_id: String) -> StreamAppend {
     }
 }
 
-async fn fleet_batched(pool: PgPool, w: usize, i: u64) -> anyhow::Result<u64> {
+async fn fleet_batched(pool: PgPool, _w: usize, _i: u64) -> anyhow::Result<u64> {
     let mut tx = pool.begin().await?;
     let stored = store::append(
         &mut tx,
-        &[tick_events(BATCH_ROWS, format!("batch-{w}_{i}"))],
+        &[tick_events(
+            BATCH_ROWS,
+            format!("batch-{}", Uuid::now_v7().simple()),
+        )],
     )
     .await?;
     tx.commit().await?;

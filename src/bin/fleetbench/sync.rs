@@ -47,16 +47,19 @@ async fn bench(database_url: &str, name: &str) -> anyhow::Result<()> {
         .await?;
     fleetstream::db::MIGRATOR.run(&pool).await?;
     pool.execute(
-        "CREATE TABLE raw_samples (session_id TEXT, sensor_type TEXT, timestamp BIGINT, data JSONB)",
+        "CREATE TABLE raw_samples (session_id TEXT, sensor_type TEXT, timestamp BIGINT, data JSONB);
+         CREATE TABLE keyed_samples (LIKE sensor_samples INCLUDING ALL);",
     )
     .await?;
     let state = fleetstream::testing::state(pool.clone());
     let account = fleetstream::testing::account(&state, "bench@example.com", Role::User).await;
 
     println!("suite sync: samples/s, pushes to new sessions (all inserts), one push at a time");
+    println!("  COPY: the rows into an unindexed table; keyed COPY: into a copy of sensor_samples");
+    println!("  (its primary key), the floor for the read model alone, without the event log");
     println!(
-        "{:>8} {:>6} {:>14} {:>14} {:>7}",
-        "samples", "pushes", "push/s", "COPY/s", "ratio"
+        "{:>8} {:>6} {:>10} {:>10} {:>7} {:>12} {:>7}",
+        "samples", "pushes", "push/s", "COPY/s", "ratio", "keyed COPY/s", "ratio"
     );
     let mut session = 0usize;
     for (size, pushes) in SIZES {
@@ -64,9 +67,11 @@ async fn bench(database_url: &str, name: &str) -> anyhow::Result<()> {
         // warm-up of both paths
         session += 1;
         push(&state.store, account.id, session, data.clone()).await?;
-        copy(&pool, session, &data).await?;
+        copy(&pool, "raw_samples", session, &data).await?;
+        copy(&pool, "keyed_samples", session, &data).await?;
         let mut command = Duration::ZERO;
         let mut raw = Duration::ZERO;
+        let mut keyed = Duration::ZERO;
         for _ in 0..pushes {
             session += 1;
             let batch = data.clone();
@@ -74,15 +79,20 @@ async fn bench(database_url: &str, name: &str) -> anyhow::Result<()> {
             push(&state.store, account.id, session, batch).await?;
             command += started.elapsed();
             let started = Instant::now();
-            copy(&pool, session, &data).await?;
+            copy(&pool, "raw_samples", session, &data).await?;
             raw += started.elapsed();
+            let started = Instant::now();
+            copy(&pool, "keyed_samples", session, &data).await?;
+            keyed += started.elapsed();
         }
         let total = (size * pushes) as f64;
         let push_rate = total / command.as_secs_f64();
         let copy_rate = total / raw.as_secs_f64();
+        let keyed_rate = total / keyed.as_secs_f64();
         println!(
-            "{size:>8} {pushes:>6} {push_rate:>14.0} {copy_rate:>14.0} {:>6.0}%",
-            100.0 * push_rate / copy_rate
+            "{size:>8} {pushes:>6} {push_rate:>10.0} {copy_rate:>10.0} {:>6.0}% {keyed_rate:>12.0} {:>6.0}%",
+            100.0 * push_rate / copy_rate,
+            100.0 * push_rate / keyed_rate
         );
     }
     pool.close().await;
@@ -122,19 +132,36 @@ async fn push(
     Ok(())
 }
 
-/// The baseline: the same rows, text-format `COPY` into an unindexed table.
-async fn copy(pool: &PgPool, session: usize, samples: &[SensorSample]) -> anyhow::Result<()> {
-    let mut text = String::with_capacity(samples.len() * 96);
+/// A baseline: the same rows, text-format `COPY` (with the read model's timestamps when the
+/// table has them).
+async fn copy(
+    pool: &PgPool,
+    table: &str,
+    session: usize,
+    samples: &[SensorSample],
+) -> anyhow::Result<()> {
+    let keyed = table == "keyed_samples";
+    let mut text = String::with_capacity(samples.len() * 128);
     for s in samples {
         let data = s.data.to_string().replace('\\', "\\\\");
         text.push_str(&format!(
-            "bench-{session}\t{}\t{}\t{data}\n",
+            "bench-{session}\t{}\t{}\t{data}",
             s.sensor_type, s.timestamp
         ));
+        text.push_str(if keyed {
+            "\t2026-11-29 00:00:00+00\t2026-11-29 00:00:00+00\n"
+        } else {
+            "\n"
+        });
     }
+    let columns = if keyed {
+        "session_id, sensor_type, timestamp, data, created_at, updated_at"
+    } else {
+        "session_id, sensor_type, timestamp, data"
+    };
     let mut conn = pool.acquire().await?;
     let mut copy = conn
-        .copy_in_raw("COPY raw_samples (session_id, sensor_type, timestamp, data) FROM STDIN")
+        .copy_in_raw(&format!("COPY {table} ({columns}) FROM STDIN"))
         .await?;
     copy.send(text.into_bytes()).await?;
     copy.finish().await?;
