@@ -367,3 +367,34 @@ async fn concurrent_workers_apply_every_event_exactly_once(pool: PgPool) {
     assert_eq!(applied_by_workers, 200, "batches applied twice or lost");
     assert_eq!(applications(&pool).await, (200, 200));
 }
+
+/// Readers are woken after an append commits (no trigger inside the append): a listener hears
+/// `fleet_events`, and by then the event is readable.
+#[sqlx::test(migrator = "fleetstream::db::MIGRATOR")]
+async fn a_committed_command_wakes_listeners_after_its_commit(pool: PgPool) {
+    let mut listener = sqlx::postgres::PgListener::connect_with(&pool)
+        .await
+        .unwrap();
+    listener
+        .listen(fleetstream_events::notify::CHANNEL)
+        .await
+        .unwrap();
+    let store = fleetstream::es::EventStore::new(pool.clone(), Vec::new());
+    let mut uow = store.begin(EventMetadata::default()).await.unwrap();
+    uow.stage(
+        "tally-woken",
+        ExpectedVersion::NoStream,
+        &[TallyEvent::Counted { by: 5 }],
+    );
+    let stored = uow.commit::<()>().await.unwrap();
+
+    tokio::time::timeout(Duration::from_secs(10), listener.recv())
+        .await
+        .expect("no wake-up after the commit")
+        .unwrap();
+    let mut conn = pool.acquire().await.unwrap();
+    let read = store::read_stream(&mut conn, "tally-woken", 1)
+        .await
+        .unwrap();
+    assert_eq!(read, stored);
+}

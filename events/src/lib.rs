@@ -5,6 +5,8 @@
 mod domain;
 mod envelope;
 #[cfg(feature = "store")]
+pub mod notify;
+#[cfg(feature = "store")]
 pub mod store;
 
 pub use domain::*;

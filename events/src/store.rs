@@ -111,7 +111,7 @@ pub async fn append_owned(
     for stream in &streams {
         columns.push_stream(stream);
     }
-    let rows: Vec<AppendedRow> = sqlx::query_as(include_str!("../sql/append_events.sql"))
+    let appended: Appended = sqlx::query_as(include_str!("../sql/append_events.sql"))
         .bind(&columns.stream_ids)
         .bind(&columns.expected)
         .bind(&columns.stream_counts)
@@ -120,31 +120,35 @@ pub async fn append_owned(
         .bind(&columns.schema_versions)
         .bind(&columns.data)
         .bind(&columns.metadata)
-        .fetch_all(&mut *conn)
+        .fetch_one(&mut *conn)
         .await
         .map_err(|err| AppendError::from_database(err, &streams))?;
     drop(columns);
-    metrics::counter!("fleet_events_appended_total").increment(rows.len() as u64);
+    metrics::counter!("fleet_events_appended_total").increment(appended.ids.len() as u64);
 
-    let mut appended: HashMap<Uuid, AppendedRow> =
-        rows.into_iter().map(|row| (row.event_id, row)).collect();
-    let mut stored = Vec::with_capacity(appended.len());
+    let transaction_id = appended.transaction_id.unwrap_or_default();
+    let mut assigned: HashMap<Uuid, (i64, i64)> = appended
+        .ids
+        .into_iter()
+        .zip(appended.positions.into_iter().zip(appended.versions))
+        .collect();
+    let mut stored = Vec::with_capacity(assigned.len());
     for stream in streams {
         for event in stream.events {
-            let Some(row) = appended.remove(&event.event_id) else {
+            let Some((global_position, stream_version)) = assigned.remove(&event.event_id) else {
                 continue; // the idempotent part of a retried append
             };
             stored.push(StoredEvent {
-                global_position: row.global_position,
-                transaction_id: row.transaction_id,
+                global_position,
+                transaction_id,
                 stream_id: stream.stream_id.clone(),
-                stream_version: row.stream_version,
+                stream_version,
                 event_id: event.event_id,
                 event_type: event.event_type,
                 schema_version: event.schema_version,
                 data: event.data,
                 metadata: event.metadata,
-                recorded_at: row.recorded_at,
+                recorded_at: appended.recorded_at,
             });
         }
     }
@@ -152,13 +156,19 @@ pub async fn append_owned(
     Ok(stored)
 }
 
-/// What the log assigned to one appended event.
+/// What the log assigned to the appended events, as parallel arrays in append order.
 #[derive(sqlx::FromRow)]
-struct AppendedRow {
-    event_id: Uuid,
-    global_position: i64,
-    transaction_id: i64,
-    stream_version: i64,
+struct Appended {
+    #[sqlx(rename = "appended_ids")]
+    ids: Vec<Uuid>,
+    #[sqlx(rename = "appended_positions")]
+    positions: Vec<i64>,
+    #[sqlx(rename = "appended_versions")]
+    versions: Vec<i64>,
+    /// NULL when nothing was written (a retry).
+    #[sqlx(rename = "appended_xid")]
+    transaction_id: Option<i64>,
+    #[sqlx(rename = "appended_at")]
     recorded_at: DateTime<Utc>,
 }
 
@@ -168,24 +178,39 @@ impl AppendError {
         let refusal = match &err {
             sqlx::Error::Database(db) => db
                 .try_downcast_ref::<PgDatabaseError>()
-                .filter(|pg| matches!(pg.code(), "FS409" | "FS422"))
-                .map(|pg| {
-                    let stream_id = pg.detail().unwrap_or_default().to_owned();
-                    match pg.hint().and_then(|h| h.parse().ok()) {
-                        Some(actual) if pg.code() == "FS409" => Self::Conflict {
-                            expected: streams
-                                .iter()
-                                .find(|s| s.stream_id == stream_id)
-                                .map_or(ExpectedVersion::Any, |s| s.expected),
-                            stream_id,
-                            actual,
-                        },
-                        _ => Self::PartialDuplicate(stream_id),
-                    }
-                }),
+                .and_then(|pg| Self::refusal(pg, streams)),
             _ => None,
         };
         refusal.unwrap_or(Self::Database(err))
+    }
+
+    fn refusal(pg: &PgDatabaseError, streams: &[StreamAppend]) -> Option<Self> {
+        let detail = pg.detail().unwrap_or_default();
+        let expected_of = |stream_id: &str| {
+            streams
+                .iter()
+                .find(|s| s.stream_id == stream_id)
+                .map_or(ExpectedVersion::Any, |s| s.expected)
+        };
+        match pg.code() {
+            "FS409" => Some(Self::Conflict {
+                expected: expected_of(detail),
+                stream_id: detail.to_owned(),
+                actual: pg.hint()?.parse().ok()?,
+            }),
+            "FS422" => Some(Self::PartialDuplicate(detail.to_owned())),
+            // An id stored already, past a stream's first (which is new): "Key (event_id)=(…)
+            // already exists."
+            "23505" if pg.constraint() == Some("events_event_id_key") => {
+                let stream = streams.iter().find(|s| {
+                    s.events
+                        .iter()
+                        .any(|e| detail.contains(&e.event_id.to_string()))
+                })?;
+                Some(Self::PartialDuplicate(stream.stream_id.clone()))
+            }
+            _ => None,
+        }
     }
 }
 

@@ -26,7 +26,8 @@ impl Default for RunnerConfig {
     }
 }
 
-/// Ticks whenever an append commits (Postgres NOTIFY on `fleet_events`).
+/// Ticks whenever an append commits (Postgres NOTIFY on `fleet_events`, sent after commit by
+/// `fleetstream_events::notify::AppendNotifier`).
 #[derive(Clone)]
 pub struct Wakeup(watch::Receiver<u64>);
 
@@ -34,7 +35,7 @@ impl Wakeup {
     /// Listens on `fleet_events` until `shutdown`; reconnects on its own.
     pub async fn listen(pool: &PgPool, shutdown: CancellationToken) -> Result<Self, sqlx::Error> {
         let mut listener = PgListener::connect_with(pool).await?;
-        listener.listen("fleet_events").await?;
+        listener.listen(fleetstream_events::notify::CHANNEL).await?;
         let (tx, rx) = watch::channel(0u64);
         tokio::spawn(async move {
             loop {

@@ -1,4 +1,5 @@
 use super::{Aggregate, MAX_CONFLICT_RETRIES};
+use fleetstream_events::notify::AppendNotifier;
 use fleetstream_events::store::{
     self, AppendError, ExpectedVersion, LoadError, NewEvent, StreamAppend,
 };
@@ -13,6 +14,7 @@ use tracing::Instrument;
 pub struct EventStore {
     pub pool: PgPool,
     projections: Arc<Vec<Arc<dyn Projection>>>,
+    notifier: AppendNotifier,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -82,6 +84,7 @@ impl<E> From<LoadError> for CommandError<E> {
 impl EventStore {
     pub fn new(pool: PgPool, projections: Vec<Arc<dyn Projection>>) -> Self {
         Self {
+            notifier: AppendNotifier::new(pool.clone()),
             pool,
             projections: Arc::new(projections),
         }
@@ -97,6 +100,7 @@ impl EventStore {
             staged: Vec::new(),
             metadata,
             projections: self.projections.clone(),
+            notifier: self.notifier.clone(),
         })
     }
 
@@ -146,6 +150,7 @@ pub struct UnitOfWork {
     staged: Vec<StreamAppend>,
     metadata: EventMetadata,
     projections: Arc<Vec<Arc<dyn Projection>>>,
+    notifier: AppendNotifier,
 }
 
 impl UnitOfWork {
@@ -191,6 +196,9 @@ impl UnitOfWork {
         match written {
             Ok(stored) => {
                 self.tx.commit().await?;
+                if !stored.is_empty() {
+                    self.notifier.appended();
+                }
                 Ok(stored)
             }
             Err(err) => {
