@@ -54,7 +54,7 @@ start_private_postgres() {
   fi
   log "starting a private Postgres on 127.0.0.1:$port"
   as_postgres "$bin/pg_ctl" -D "$data" -l "$data/server.log" -w \
-    -o "-p $port -k $data -c listen_addresses=127.0.0.1 -c max_connections=300 -c fsync=off" start >/dev/null
+    -o "-p $port -k $data -c listen_addresses=127.0.0.1 -c max_connections=300" start >/dev/null
 }
 
 start_private_nats() {
