@@ -270,16 +270,11 @@ fn tick_events(n: usize, stream_id: String) -> StreamAppend {
     }
 }
 
+/// A 100-event append, events passed by value as `UnitOfWork::commit` passes them.
 async fn fleet_batched(pool: PgPool, _w: usize, _i: u64) -> anyhow::Result<u64> {
+    let events = tick_events(BATCH_ROWS, format!("batch-{}", Uuid::now_v7().simple()));
     let mut tx = pool.begin().await?;
-    let stored = store::append(
-        &mut tx,
-        &[tick_events(
-            BATCH_ROWS,
-            format!("batch-{}", Uuid::now_v7().simple()),
-        )],
-    )
-    .await?;
+    let stored = store::append_owned(&mut tx, vec![events]).await?;
     tx.commit().await?;
     Ok(stored.len() as u64)
 }
