@@ -33,7 +33,8 @@ pub trait Projection: Send + Sync + 'static {
     fn mode(&self) -> Mode {
         Mode::Async
     }
-    /// Applies a batch in log order. Implementations ignore event types they do not use.
+    /// Applies a batch in log order. Implementations skip events they do not use: an inline
+    /// projection is handed a whole append, other categories included.
     async fn apply(
         &self,
         conn: &mut PgConnection,
