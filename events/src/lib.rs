@@ -11,6 +11,8 @@ pub mod store;
 
 pub use domain::*;
 pub use envelope::{EventEnvelope, EventMetadata, StoredEvent, SECRET_FIELDS};
+#[doc(hidden)]
+pub use serde_json::Value as __JsonValue;
 
 use serde::{de::DeserializeOwned, Serialize};
 use serde_json::Value;
@@ -81,9 +83,15 @@ pub fn category_of(stream_id: &str) -> &str {
 }
 
 /// Implements [`DomainEvent`] for an adjacently tagged enum whose variants are listed.
+/// Variants whose payload moved past schema 1 are listed under `versions`, with the function
+/// that upcasts older payloads (see [`DomainEvent::upcast`]).
 #[macro_export]
 macro_rules! domain_event {
-    ($enum:ident, $category:literal, [$($variant:ident),+ $(,)?]) => {
+    (
+        $enum:ident, $category:literal, [$($variant:ident),+ $(,)?]
+        $(, versions { $($versioned:ident => $version:literal),+ $(,)? }, upcast = $upcast:path)?
+        $(,)?
+    ) => {
         impl $crate::DomainEvent for $enum {
             const CATEGORY: &'static str = $category;
             fn event_type(&self) -> &'static str {
@@ -91,6 +99,22 @@ macro_rules! domain_event {
                     $(Self::$variant { .. } => stringify!($variant),)+
                 }
             }
+            $(
+                fn event_version(&self) -> i32 {
+                    match self {
+                        $(Self::$versioned { .. } => $version,)+
+                        #[allow(unreachable_patterns)]
+                        _ => 1,
+                    }
+                }
+                fn upcast(
+                    event_type: &str,
+                    schema_version: i32,
+                    data: &$crate::__JsonValue,
+                ) -> Option<$crate::__JsonValue> {
+                    $upcast(event_type, schema_version, data)
+                }
+            )?
         }
     };
 }

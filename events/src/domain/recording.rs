@@ -78,39 +78,27 @@ pub enum RecordingEvent {
     },
 }
 
-impl crate::DomainEvent for RecordingEvent {
-    const CATEGORY: &'static str = "recording";
+crate::domain_event!(
+    RecordingEvent,
+    "recording",
+    [SessionStarted, SessionUpdated, SamplesPushed, SyncLogged],
+    versions { SamplesPushed => 2 },
+    upcast = upcast_recording_event,
+);
 
-    fn event_type(&self) -> &'static str {
-        match self {
-            Self::SessionStarted { .. } => "SessionStarted",
-            Self::SessionUpdated { .. } => "SessionUpdated",
-            Self::SamplesPushed { .. } => "SamplesPushed",
-            Self::SyncLogged { .. } => "SyncLogged",
-        }
+/// `SamplesPushed` 1 → 2: schema 1 did not say which samples were new, so all of them are
+/// applied as `updated` (insert or overwrite), which is what schema 1 meant.
+fn upcast_recording_event(event_type: &str, schema_version: i32, data: &Value) -> Option<Value> {
+    if event_type != "SamplesPushed" || schema_version >= 2 {
+        return None;
     }
-
-    fn event_version(&self) -> i32 {
-        match self {
-            Self::SamplesPushed { .. } => 2,
-            _ => 1,
-        }
+    let mut upcast = data.clone();
+    if let Value::Object(fields) = &mut upcast {
+        let samples = fields.remove("samples").unwrap_or(Value::Array(Vec::new()));
+        fields.insert("inserted".into(), Value::Array(Vec::new()));
+        fields.insert("updated".into(), samples);
     }
-
-    /// `SamplesPushed` 1 → 2: schema 1 did not say which samples were new, so all of them are
-    /// applied as `updated` (insert or overwrite), which is what schema 1 meant.
-    fn upcast(event_type: &str, schema_version: i32, data: &Value) -> Option<Value> {
-        if event_type != "SamplesPushed" || schema_version >= 2 {
-            return None;
-        }
-        let mut upcast = data.clone();
-        if let Value::Object(fields) = &mut upcast {
-            let samples = fields.remove("samples").unwrap_or(Value::Array(Vec::new()));
-            fields.insert("inserted".into(), Value::Array(Vec::new()));
-            fields.insert("updated".into(), samples);
-        }
-        Some(upcast)
-    }
+    Some(upcast)
 }
 
 /// Pull logs of one account (stream `synclog-<account_id>`, appended without a version check).

@@ -4,7 +4,7 @@
 
 use crate::{Mode, Projection, ProjectionError};
 use async_trait::async_trait;
-use fleetstream_events::{RecordingEvent, StoredEvent};
+use fleetstream_events::{DomainEvent, RecordingEvent, StoredEvent};
 use serde_json::Value;
 use sqlx::PgConnection;
 
@@ -31,7 +31,8 @@ impl Projection for Recordings {
         events: &[StoredEvent],
     ) -> Result<(), ProjectionError> {
         for stored in events {
-            if stored.event_type == "SamplesPushed" && stored.category() == "recording" {
+            if stored.event_type == "SamplesPushed" && stored.category() == RecordingEvent::CATEGORY
+            {
                 apply_samples(conn, stored).await?;
                 continue;
             }

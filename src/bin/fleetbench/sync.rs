@@ -67,8 +67,8 @@ async fn bench(database_url: &str, name: &str) -> anyhow::Result<()> {
         // warm-up of both paths
         session += 1;
         push(&state.store, account.id, session, data.clone()).await?;
-        copy(&pool, "raw_samples", session, &data).await?;
-        copy(&pool, "keyed_samples", session, &data).await?;
+        copy(&pool, Baseline::Unindexed, session, &data).await?;
+        copy(&pool, Baseline::Keyed, session, &data).await?;
         let mut command = Duration::ZERO;
         let mut raw = Duration::ZERO;
         let mut keyed = Duration::ZERO;
@@ -79,10 +79,10 @@ async fn bench(database_url: &str, name: &str) -> anyhow::Result<()> {
             push(&state.store, account.id, session, batch).await?;
             command += started.elapsed();
             let started = Instant::now();
-            copy(&pool, "raw_samples", session, &data).await?;
+            copy(&pool, Baseline::Unindexed, session, &data).await?;
             raw += started.elapsed();
             let started = Instant::now();
-            copy(&pool, "keyed_samples", session, &data).await?;
+            copy(&pool, Baseline::Keyed, session, &data).await?;
             keyed += started.elapsed();
         }
         let total = (size * pushes) as f64;
@@ -132,33 +132,49 @@ async fn push(
     Ok(())
 }
 
-/// A baseline: the same rows, text-format `COPY` (with the read model's timestamps when the
-/// table has them).
+/// The tables a push is measured against.
+#[derive(Clone, Copy)]
+enum Baseline {
+    /// `raw_samples`: no key, no index.
+    Unindexed,
+    /// `keyed_samples`: a copy of `sensor_samples`, primary key and timestamps included.
+    Keyed,
+}
+
+impl Baseline {
+    /// The table, its columns and the text each row ends with.
+    fn target(self) -> (&'static str, &'static str, &'static str) {
+        match self {
+            Self::Unindexed => (
+                "raw_samples",
+                "session_id, sensor_type, timestamp, data",
+                "\n",
+            ),
+            Self::Keyed => (
+                "keyed_samples",
+                "session_id, sensor_type, timestamp, data, created_at, updated_at",
+                "\t2026-11-29 00:00:00+00\t2026-11-29 00:00:00+00\n",
+            ),
+        }
+    }
+}
+
+/// A baseline: the same rows, text-format `COPY`.
 async fn copy(
     pool: &PgPool,
-    table: &str,
+    baseline: Baseline,
     session: usize,
     samples: &[SensorSample],
 ) -> anyhow::Result<()> {
-    let keyed = table == "keyed_samples";
+    let (table, columns, row_end) = baseline.target();
     let mut text = String::with_capacity(samples.len() * 128);
     for s in samples {
         let data = s.data.to_string().replace('\\', "\\\\");
         text.push_str(&format!(
-            "bench-{session}\t{}\t{}\t{data}",
+            "bench-{session}\t{}\t{}\t{data}{row_end}",
             s.sensor_type, s.timestamp
         ));
-        text.push_str(if keyed {
-            "\t2026-11-29 00:00:00+00\t2026-11-29 00:00:00+00\n"
-        } else {
-            "\n"
-        });
     }
-    let columns = if keyed {
-        "session_id, sensor_type, timestamp, data, created_at, updated_at"
-    } else {
-        "session_id, sensor_type, timestamp, data"
-    };
     let mut conn = pool.acquire().await?;
     let mut copy = conn
         .copy_in_raw(&format!("COPY {table} ({columns}) FROM STDIN"))
