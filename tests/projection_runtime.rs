@@ -187,6 +187,30 @@ async fn step_some(
     }
 }
 
+/// Waits (bounded) until the xid8 reader can see all `n` events: until then an older transaction
+/// anywhere in the cluster holds some back, and a batch would come out short. Once seen they stay
+/// visible, since `pg_snapshot_xmin` only moves forward.
+async fn wait_until_readable(pool: &PgPool, n: i64) {
+    let readable = async {
+        loop {
+            let seen: i64 = sqlx::query_scalar(
+                "SELECT count(*) FROM events
+                 WHERE transaction_id < pg_snapshot_xmin(pg_current_snapshot())",
+            )
+            .fetch_one(pool)
+            .await
+            .unwrap();
+            if seen >= n {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(20), readable)
+        .await
+        .unwrap_or_else(|_| panic!("the reader never saw {n} events"));
+}
+
 /// Runs the projection until it applied `want` more events (bounded); returns how many it did.
 async fn catch_up(pool: &PgPool, projection: &TallyProjection, want: i64) -> u64 {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
@@ -297,6 +321,8 @@ async fn a_batch_failing_mid_way_moves_nothing_and_a_restart_resumes_exactly_onc
 async fn a_second_worker_skips_a_projection_held_by_the_first(pool: PgPool) {
     create_tables(&pool).await;
     append_events(&pool, 30).await;
+    // Both batches below must be full for the test to say which worker took which events.
+    wait_until_readable(&pool, 30).await;
     let entered = Arc::new(Notify::new());
     let release = Arc::new(Notify::new());
     let projection = Arc::new(TallyProjection {
