@@ -4,7 +4,7 @@ use fleetstream::app::{self, AppState};
 use fleetstream::cli::{
     AdminCommand, Cli, Command, EventsCommand, NatsCommand, ProjectionsCommand,
 };
-use fleetstream::config::Config;
+use fleetstream::config::{Config, Tokens};
 use fleetstream::workers::{self, WorkerSet};
 use fleetstream::{db, relay, telemetry};
 use fleetstream_events::store::{read_all, Checkpoint};
@@ -25,7 +25,11 @@ async fn main() {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
-    let config = Config::from_env()?;
+    let tokens = match cli.command {
+        Command::Serve { .. } => Tokens::Signed,
+        _ => Tokens::Unused,
+    };
+    let config = Config::from_env(tokens)?;
     let pool = db::connect(&config.database_url).await?;
     match cli.command {
         Command::Migrate => {

@@ -82,9 +82,29 @@ async fn wait_for_lock_waiter(pool: &PgPool) {
         .expect("the second writer never queued on the stream lock");
 }
 
+/// The two readers: the whole log (the NATS relay) and some categories (projections), which
+/// reads one index scan per category and merges them.
+#[derive(Clone, Copy, Debug)]
+enum Reader {
+    Everything,
+    Categories,
+}
+
+impl Reader {
+    async fn read(self, conn: &mut PgConnection, at: Checkpoint, limit: i64) -> Vec<StoredEvent> {
+        let categories = ["counter".to_owned(), "other".to_owned()];
+        let categories = match self {
+            Reader::Everything => None,
+            Reader::Categories => Some(&categories[..]),
+        };
+        store::read_all(conn, at, limit, categories).await.unwrap()
+    }
+}
+
 /// Reads from `at` until `want` events arrived (bounded: another session of the cluster may
 /// briefly hold the snapshot horizon back). Returns the events and the new checkpoint.
 async fn read_until(
+    reader: Reader,
     conn: &mut PgConnection,
     mut at: Checkpoint,
     want: usize,
@@ -92,7 +112,7 @@ async fn read_until(
     let mut got = Vec::new();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     while got.len() < want {
-        let batch = store::read_all(conn, at, 100, None).await.unwrap();
+        let batch = reader.read(conn, at, 100).await;
         if let Some(last) = batch.last() {
             at = Checkpoint::after(last);
         }
@@ -111,6 +131,17 @@ async fn read_until(
 
 #[sqlx::test(migrator = "fleetstream::db::MIGRATOR")]
 async fn reader_holds_back_a_later_commit_until_the_earlier_position_commits(pool: PgPool) {
+    holds_back_a_later_commit(pool, Reader::Everything).await;
+}
+
+#[sqlx::test(migrator = "fleetstream::db::MIGRATOR")]
+async fn category_reader_holds_back_a_later_commit_until_the_earlier_position_commits(
+    pool: PgPool,
+) {
+    holds_back_a_later_commit(pool, Reader::Categories).await;
+}
+
+async fn holds_back_a_later_commit(pool: PgPool, reader_kind: Reader) {
     let a_appended = Arc::new(Notify::new());
     let b_committed = Arc::new(Notify::new());
     let a_may_commit = Arc::new(Notify::new());
@@ -155,9 +186,9 @@ async fn reader_holds_back_a_later_commit_until_the_earlier_position_commits(poo
     let p_b = writer_b.await.unwrap();
 
     let mut reader = pool.acquire().await.unwrap();
-    let early = store::read_all(&mut reader, Checkpoint::default(), 100, None)
-        .await
-        .unwrap();
+    let early = reader_kind
+        .read(&mut reader, Checkpoint::default(), 100)
+        .await;
     assert!(
         early.is_empty(),
         "B was delivered while A (an earlier position) could still commit: {early:?}"
@@ -167,19 +198,28 @@ async fn reader_holds_back_a_later_commit_until_the_earlier_position_commits(poo
     let p_a = writer_a.await.unwrap();
     assert_eq!(p_b, p_a + 1, "A took position p, B took p+1");
 
-    let (delivered, at) = read_until(&mut reader, Checkpoint::default(), 2).await;
+    let (delivered, at) = read_until(reader_kind, &mut reader, Checkpoint::default(), 2).await;
     let positions: Vec<i64> = delivered.iter().map(|e| e.global_position).collect();
     assert_eq!(
         positions,
         vec![p_a, p_b],
         "both delivered, A first, once each"
     );
-    let rest = store::read_all(&mut reader, at, 100, None).await.unwrap();
+    let rest = reader_kind.read(&mut reader, at, 100).await;
     assert!(rest.is_empty(), "nothing delivered twice: {rest:?}");
 }
 
 #[sqlx::test(migrator = "fleetstream::db::MIGRATOR")]
 async fn reader_never_skips_an_earlier_position_from_a_younger_transaction(pool: PgPool) {
+    never_skips_an_earlier_position(pool, Reader::Everything).await;
+}
+
+#[sqlx::test(migrator = "fleetstream::db::MIGRATOR")]
+async fn category_reader_never_skips_an_earlier_position_from_a_younger_transaction(pool: PgPool) {
+    never_skips_an_earlier_position(pool, Reader::Categories).await;
+}
+
+async fn never_skips_an_earlier_position(pool: PgPool, reader_kind: Reader) {
     // B takes its transaction id first, A then takes the lower position; B commits, the reader
     // checkpoints past B, then A commits: A must still be delivered (xid order, not position).
     let mut b = pool.begin().await.unwrap();
@@ -204,16 +244,54 @@ async fn reader_never_skips_an_earlier_position_from_a_younger_transaction(pool:
     b.commit().await.unwrap();
 
     let mut reader = pool.acquire().await.unwrap();
-    let (first, at) = read_until(&mut reader, Checkpoint::default(), 1).await;
+    let (first, at) = read_until(reader_kind, &mut reader, Checkpoint::default(), 1).await;
     assert_eq!(first[0].event_id, stored_b[0].event_id);
 
     a.commit().await.unwrap();
-    let (second, at) = read_until(&mut reader, at, 1).await;
+    let (second, at) = read_until(reader_kind, &mut reader, at, 1).await;
     assert_eq!(second[0].event_id, stored_a[0].event_id, "A was skipped");
-    assert!(store::read_all(&mut reader, at, 100, None)
-        .await
-        .unwrap()
-        .is_empty());
+    assert!(reader_kind.read(&mut reader, at, 100).await.is_empty());
+}
+
+/// Several transactions interleave three categories; reading two of them in batches of 3 gives
+/// exactly the whole log's order with the third left out (the per-category scans merge by
+/// (xid, position), and a batch boundary inside one transaction loses nothing).
+#[sqlx::test(migrator = "fleetstream::db::MIGRATOR")]
+async fn category_reader_pages_through_merged_categories_in_log_order(pool: PgPool) {
+    for round in 0..4i64 {
+        let mut tx = pool.begin().await.unwrap();
+        let appends = ["counter", "skipped", "other"]
+            .iter()
+            .enumerate()
+            .map(|(n, category)| StreamAppend {
+                stream_id: format!("{category}-{round}"),
+                expected: ExpectedVersion::NoStream,
+                events: (0..=(round + n as i64) % 3).map(increment).collect(),
+            })
+            .collect::<Vec<_>>();
+        store::append(&mut tx, &appends).await.unwrap();
+        tx.commit().await.unwrap();
+    }
+    let mut conn = pool.acquire().await.unwrap();
+    let (everything, _) =
+        read_until(Reader::Everything, &mut conn, Checkpoint::default(), 24).await;
+    let expected: Vec<i64> = everything
+        .iter()
+        .filter(|e| e.category() != "skipped")
+        .map(|e| e.global_position)
+        .collect();
+    assert_eq!(expected.len(), 16);
+
+    let mut paged = Vec::new();
+    let mut at = Checkpoint::default();
+    loop {
+        let batch = Reader::Categories.read(&mut conn, at, 3).await;
+        let Some(last) = batch.last() else { break };
+        assert!(batch.len() <= 3);
+        at = Checkpoint::after(last);
+        paged.extend(batch.iter().map(|e| e.global_position));
+    }
+    assert_eq!(paged, expected);
 }
 
 #[sqlx::test(migrator = "fleetstream::db::MIGRATOR")]

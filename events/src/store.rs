@@ -280,13 +280,18 @@ pub async fn read_all(
     limit: i64,
     categories: Option<&[String]>,
 ) -> Result<Vec<StoredEvent>, sqlx::Error> {
-    sqlx::query_as(include_str!("../sql/read_all.sql"))
+    let sql = match categories {
+        None => include_str!("../sql/read_all.sql"),
+        Some(_) => include_str!("../sql/read_categories.sql"),
+    };
+    let query = sqlx::query_as(sql)
         .bind(checkpoint.transaction_id.to_string())
         .bind(checkpoint.global_position)
-        .bind(limit)
-        .bind(categories)
-        .fetch_all(conn)
-        .await
+        .bind(limit);
+    match categories {
+        None => query.fetch_all(conn).await,
+        Some(categories) => query.bind(categories).fetch_all(conn).await,
+    }
 }
 
 /// Folds a stream into its aggregate state; returns the state and the stream's version.
