@@ -100,16 +100,14 @@ async fn run_in(options: PgConnectOptions) -> anyhow::Result<()> {
     let raw_single_1 = measure(&pool, 1, raw_single).await?;
     let raw_single_16 = measure(&pool, 16, raw_single).await?;
     let raw_notify_16 = measure(&pool, 16, |pool, _, i| raw_single_notify(pool, i)).await?;
-    // Batched appends alternate with their baseline, round by round, so drift on a shared
-    // machine hits both; the ratio reported is the median round's.
-    let mut rounds = Vec::new();
+    let mut batches = Rounds::default();
     for _ in 0..BATCH_ROUNDS {
         let raw = measure(&pool, 1, raw_batched).await?;
         let fleet = measure(&pool, 1, fleet_batched).await?;
-        rounds.push((fleet / raw, raw, fleet));
+        batches.push(raw, fleet);
     }
-    rounds.sort_by(|a, b| a.0.total_cmp(&b.0));
-    let (batched_ratio, raw_batch, batched) = rounds[rounds.len() / 2];
+    let batched = batches.median();
+    let raw_batch = batched.baseline;
     println!("raw single-row INSERT+commit, 1 connection    {raw_single_1:>10.0} rows/s");
     println!("raw single-row INSERT+commit, 16 connections  {raw_single_16:>10.0} rows/s");
     println!("  same + a NOTIFY in each transaction, 16    {raw_notify_16:>10.0} rows/s  (why the log notifies after commit)");
@@ -136,12 +134,10 @@ async fn run_in(options: PgConnectOptions) -> anyhow::Result<()> {
         cmd_16 / raw_single_1
     );
     println!(
-        "fleetstream {BATCH_ROWS}-event append                {batched:>10.0} events/s  = {batched_ratio:.2} × raw batched (median of {BATCH_ROUNDS} alternating rounds: {})",
-        rounds
-            .iter()
-            .map(|r| format!("{:.2}", r.0))
-            .collect::<Vec<_>>()
-            .join(" ")
+        "fleetstream {BATCH_ROWS}-event append                {:>10.0} events/s  = {:.2} × raw batched (median of {BATCH_ROUNDS} alternating rounds: {})",
+        batched.measured,
+        batched.ratio(),
+        batches.ratios()
     );
 
     let (p50, p99, achieved) = projection_lag(&pool).await?;
@@ -152,18 +148,53 @@ async fn run_in(options: PgConnectOptions) -> anyhow::Result<()> {
     );
 
     let rebuilds = rebuild_rounds(&pool).await?;
-    let (ratio, raw_read, rebuild) = rebuilds[rebuilds.len() / 2];
-    println!("raw read of the same {REBUILD_EVENTS} events, one query {raw_read:>10.0} events/s");
+    let rebuild = rebuilds.median();
     println!(
-        "rebuild over {REBUILD_EVENTS} events            {rebuild:>10.0} events/s  = {ratio:.2} × raw read (median of {REBUILD_ROUNDS} alternating rounds: {})",
-        rebuilds
-            .iter()
-            .map(|r| format!("{:.2}", r.0))
-            .collect::<Vec<_>>()
-            .join(" ")
+        "raw read of the same {REBUILD_EVENTS} events, one query {:>10.0} events/s",
+        rebuild.baseline
+    );
+    println!(
+        "rebuild over {REBUILD_EVENTS} events            {:>10.0} events/s  = {:.2} × raw read (median of {REBUILD_ROUNDS} alternating rounds: {})",
+        rebuild.measured,
+        rebuild.ratio(),
+        rebuilds.ratios()
     );
     pool.close().await;
     Ok(())
+}
+
+/// A measurement alternated with its baseline, round by round, so drift on a shared machine hits
+/// both; the median round (by ratio) is the one reported.
+#[derive(Default)]
+struct Rounds(Vec<Round>);
+
+#[derive(Clone, Copy)]
+struct Round {
+    baseline: f64,
+    measured: f64,
+}
+
+impl Round {
+    fn ratio(self) -> f64 {
+        self.measured / self.baseline
+    }
+}
+
+impl Rounds {
+    fn push(&mut self, baseline: f64, measured: f64) {
+        self.0.push(Round { baseline, measured });
+        self.0.sort_by(|a, b| a.ratio().total_cmp(&b.ratio()));
+    }
+
+    fn median(&self) -> Round {
+        self.0[self.0.len() / 2]
+    }
+
+    /// Every round's ratio, lowest first.
+    fn ratios(&self) -> String {
+        let ratios: Vec<String> = self.0.iter().map(|r| format!("{:.2}", r.ratio())).collect();
+        ratios.join(" ")
+    }
 }
 
 /// Runs `writers` concurrent loops of `op` for one phase; returns rows per second.
@@ -466,9 +497,8 @@ enum RebuildEvent {
 }
 fleetstream_events::domain_event!(RebuildEvent, "rebuild", [Ticked]);
 
-/// Appends the rebuild's events, then alternates a raw read of them with a rebuild, round by
-/// round; returns `(rebuild / raw, raw, rebuild)` per round in events/s, sorted by ratio.
-async fn rebuild_rounds(pool: &PgPool) -> anyhow::Result<Vec<(f64, f64, f64)>> {
+/// Appends the rebuild's events, then alternates a raw read of them with a rebuild (events/s).
+async fn rebuild_rounds(pool: &PgPool) -> anyhow::Result<Rounds> {
     const PER_APPEND: usize = 1_000;
     let metadata = EventMetadata::default();
     for chunk in 0..REBUILD_EVENTS / PER_APPEND {
@@ -483,13 +513,12 @@ async fn rebuild_rounds(pool: &PgPool) -> anyhow::Result<Vec<(f64, f64, f64)>> {
         store::append(&mut tx, &[append]).await?;
         tx.commit().await?;
     }
-    let mut rounds = Vec::new();
+    let mut rounds = Rounds::default();
     for _ in 0..REBUILD_ROUNDS {
         let raw = raw_read_rate(pool).await?;
         let rebuild = rebuild_rate(pool).await?;
-        rounds.push((rebuild / raw, raw, rebuild));
+        rounds.push(raw, rebuild);
     }
-    rounds.sort_by(|a, b| a.0.total_cmp(&b.0));
     Ok(rounds)
 }
 
