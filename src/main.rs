@@ -1,10 +1,11 @@
 use anyhow::Context;
 use clap::Parser;
-use fleetstream::app::{self, AppState};
+use fleetstream::app;
 use fleetstream::cli::{
     AdminCommand, Cli, Command, EventsCommand, NatsCommand, ProjectionsCommand,
 };
 use fleetstream::config::{Config, Tokens};
+use fleetstream::state::AppState;
 use fleetstream::workers::{self, WorkerSet};
 use fleetstream::{db, relay, telemetry};
 use fleetstream_events::store::{read_all, Checkpoint};

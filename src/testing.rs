@@ -1,9 +1,9 @@
 //! Helpers for integration tests and benchmarks: build the app on a given pool, create accounts
 //! through the real register command, mint tokens.
 
-use crate::app::AppState;
 use crate::auth::TokenType;
 use crate::config::Config;
+use crate::state::AppState;
 use fleetstream_events::{AccountProfile, EventMetadata, Role};
 use sqlx::PgPool;
 

@@ -1,6 +1,6 @@
 //! Background work of a server process: async projections, the NATS relay, lag metrics.
 
-use crate::app::AppState;
+use crate::state::AppState;
 use fleetstream_projections::{Projection, Runner, RunnerConfig, Wakeup};
 use std::sync::Arc;
 use std::time::Duration;

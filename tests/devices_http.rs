@@ -2,7 +2,7 @@
 //! PATCH and soft DELETE under `/api/v1/devices`, concurrent registration, and the seed
 //! 000/001 endpoints with another account's ids.
 
-use fleetstream::app::AppState;
+use fleetstream::state::AppState;
 use fleetstream::testing::{self, TestClient, TestResponse};
 use fleetstream_events::Role;
 use serde_json::{json, Value};

@@ -211,7 +211,7 @@ async fn deactivated_account_live_access_token_is_refused(pool: sqlx::PgPool) {
 async fn repeated_failed_logins_get_429_even_with_the_right_password(pool: sqlx::PgPool) {
     let mut config = Config::for_tests("postgres://unused");
     config.login_failures_per_account = 3;
-    let state = fleetstream::app::AppState::new(pool, config, None);
+    let state = fleetstream::state::AppState::new(pool, config, None);
     testing::account(&state, "t@example.com", Role::User).await;
     let client = TestClient::new(state);
     let attempt = |password: &'static str| {
@@ -247,7 +247,7 @@ async fn repeated_failed_logins_get_429_even_with_the_right_password(pool: sqlx:
 async fn successful_logins_do_not_count(pool: sqlx::PgPool) {
     let mut config = Config::for_tests("postgres://unused");
     config.login_failures_per_account = 2;
-    let state = fleetstream::app::AppState::new(pool, config, None);
+    let state = fleetstream::state::AppState::new(pool, config, None);
     testing::account(&state, "t@example.com", Role::User).await;
     let client = TestClient::new(state);
     for _ in 0..4 {

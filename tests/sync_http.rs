@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 struct Ctx {
     client: TestClient,
     token: String,
-    state: fleetstream::app::AppState,
+    state: fleetstream::state::AppState,
 }
 
 async fn setup(pool: sqlx::PgPool) -> Ctx {

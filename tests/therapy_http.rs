@@ -9,7 +9,7 @@ async fn setup(
     String,
     String,
     String,
-    fleetstream::app::AppState,
+    fleetstream::state::AppState,
 ) {
     let state = testing::state(pool);
     let admin = testing::account(&state, "admin@example.com", Role::Admin).await;

@@ -2,13 +2,13 @@
 
 use super::domain::{self, AccountError};
 use super::read::{self, AccountRow};
-use crate::app::AppState;
 use crate::auth::login::{self, Identifier, LoginError};
 use crate::auth::refresh::{self, RefreshError, TokenPair};
 use crate::auth::throttle::ClientIp;
 use crate::auth::Caller;
 use crate::es::CommandError;
 use crate::http::{ApiError, Json, Namespace, Query};
+use crate::state::AppState;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};

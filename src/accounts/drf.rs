@@ -1,12 +1,12 @@
 //! Seed 004 (simplejwt) doors: `/api/token/`, `/api/token/refresh/` (rotates),
 //! `/api/token/verify/`.
 
-use crate::app::AppState;
 use crate::auth::login::{self, Identifier, LoginError};
 use crate::auth::refresh::{self, RefreshError};
 use crate::auth::throttle::ClientIp;
 use crate::auth::TokenType;
 use crate::http::{ApiError, Json, Namespace};
+use crate::state::AppState;
 use axum::extract::State;
 use axum::http::StatusCode;
 use serde::Deserialize;

@@ -3,13 +3,13 @@
 
 use super::domain::AccountError;
 use super::read;
-use crate::app::AppState;
 use crate::auth::login::{self, Identifier, LoginError};
 use crate::auth::refresh::{self, RefreshError};
 use crate::auth::throttle::ClientIp;
 use crate::auth::{bearer_token, AuthFailure, Caller, TokenType};
 use crate::es::CommandError;
 use crate::http::{ApiError, Namespace};
+use crate::state::AppState;
 use axum::extract::State;
 use axum::http::request::Parts;
 use axum::http::StatusCode;

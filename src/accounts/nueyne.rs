@@ -4,13 +4,13 @@
 use super::domain::{self, AccountError};
 use super::read::{self, AccountRow};
 use super::sms::{self, CodeCheck};
-use crate::app::AppState;
 use crate::auth::login::{self, Identifier, LoginError};
 use crate::auth::refresh::{self, TokenPair};
 use crate::auth::throttle::ClientIp;
 use crate::auth::{bearer_token, Caller, TokenType};
 use crate::es::CommandError;
 use crate::http::{ApiError, Form, Json, Namespace};
+use crate::state::AppState;
 use axum::extract::State;
 use axum::http::request::Parts;
 use axum::http::StatusCode;

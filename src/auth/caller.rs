@@ -1,6 +1,6 @@
 use super::{TokenError, TokenType};
-use crate::app::AppState;
 use crate::http::{ApiError, Namespace};
+use crate::state::AppState;
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::http::{header, StatusCode};

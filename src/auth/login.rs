@@ -2,7 +2,7 @@
 
 use super::throttle::ClientIp;
 use crate::accounts::read::{self, AccountRow};
-use crate::app::AppState;
+use crate::state::AppState;
 
 /// How the door names the account.
 #[derive(Debug, Clone, Copy)]

@@ -3,7 +3,7 @@
 //! Only the SHA-256 of each refresh token's jti is stored.
 
 use super::{IssuedToken, JwtKeys, TokenError, TokenType};
-use crate::app::AppState;
+use crate::state::AppState;
 use chrono::{TimeZone, Utc};
 use fleetstream_events::Role;
 use sha2::{Digest, Sha256};

@@ -2,10 +2,10 @@
 
 use super::views::{self, DeviceRow, DEVICE_COLUMNS, VISIBLE};
 use super::{domain::DeviceError, RegisterError};
-use crate::app::AppState;
 use crate::auth::Caller;
 use crate::es::CommandError;
 use crate::http::{ApiError, Json, Namespace, Query};
+use crate::state::AppState;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};

@@ -5,10 +5,10 @@
 use super::domain::{self, DeviceError};
 use super::views::{self, DeviceRow};
 use super::RegisterError;
-use crate::app::AppState;
 use crate::auth::Caller;
 use crate::es::CommandError;
 use crate::http::{ApiError, Json, Namespace, Query};
+use crate::state::AppState;
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};

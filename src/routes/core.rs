@@ -1,7 +1,7 @@
 //! Seed 002: the IoT core API under `/api/v1` (FastAPI shapes).
 use crate::accounts::core as accounts;
-use crate::app::AppState;
 use crate::devices::core_http as devices;
+use crate::state::AppState;
 use axum::routing::{get, post};
 use axum::Router;
 

@@ -1,7 +1,7 @@
 //! Seed 004: the Django REST clients under `/api/token`, `/api/devices` (DRF shapes).
 use crate::accounts::drf as accounts;
-use crate::app::AppState;
 use crate::devices::drf_http as devices;
+use crate::state::AppState;
 use axum::routing::{get, post};
 use axum::Router;
 

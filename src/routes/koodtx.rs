@@ -1,6 +1,6 @@
 //! Seed 003: the KooDTX sensor-recording app under `/api/auth`, `/api/sync` (Flask shapes).
 use crate::accounts::koodtx as accounts;
-use crate::app::AppState;
+use crate::state::AppState;
 use crate::sync;
 use axum::routing::{get, post};
 use axum::Router;

@@ -1,6 +1,6 @@
 //! Seeds 000 and 001: the Addnox/Lux therapy app under `/api/v1|v2/{addnox,lux}` (FastAPI shapes).
 use crate::accounts::nueyne as accounts;
-use crate::app::AppState;
+use crate::state::AppState;
 use crate::therapy::http as therapy;
 use axum::routing::{delete, get, patch, post};
 use axum::Router;

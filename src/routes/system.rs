@@ -1,5 +1,5 @@
 //! Health and metrics: `/api/v1/system/health` (seed 002), `/health` (seed 003), `/metrics`.
-use crate::app::AppState;
+use crate::state::AppState;
 use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;

@@ -5,10 +5,10 @@
 use super::cursor::Cursor;
 use super::domain::{LogPull, PushRecording, SessionInput, SyncError};
 use super::read::{self, PullFilter};
-use crate::app::AppState;
 use crate::auth::Caller;
 use crate::es::CommandError;
 use crate::http::{ApiError, Json, Namespace};
+use crate::state::AppState;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use chrono::{DateTime, NaiveDateTime, SecondsFormat, Utc};

@@ -2,10 +2,10 @@
 
 use super::service::{self, CreateRealUser, DevlogEntry, TherapyError};
 use super::treatment::parse_treatment_date;
-use crate::app::AppState;
 use crate::auth::Caller;
 use crate::devices::views::{self, iso, DeviceRow, DEVICE_COLUMNS};
 use crate::http::{ApiError, Json, Namespace, Query};
+use crate::state::AppState;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use chrono::NaiveDate;

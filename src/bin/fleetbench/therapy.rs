@@ -103,7 +103,7 @@ async fn fresh_database(database_url: &str) -> anyhow::Result<PgPool> {
 /// One account per slot: (account id, access token).
 type Accounts = Vec<(i64, String)>;
 
-async fn seed(state: &fleetstream::app::AppState) -> anyhow::Result<Accounts> {
+async fn seed(state: &fleetstream::state::AppState) -> anyhow::Result<Accounts> {
     let manager = testing::account(state, "bench-manager@example.com", Role::Manager).await;
     let client = TestClient::new(state.clone());
     let mut accounts = Vec::with_capacity(ACCOUNTS);

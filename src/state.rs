@@ -1,0 +1,45 @@
+//! What every handler shares: the event store, configuration, keys and clients. It sits below
+//! the handlers and routers (they import it; it imports none of them).
+
+use crate::auth::JwtKeys;
+use crate::config::Config;
+use crate::es::EventStore;
+use metrics_exporter_prometheus::PrometheusHandle;
+use sqlx::PgPool;
+use std::sync::Arc;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub store: EventStore,
+    pub config: Arc<Config>,
+    pub jwt: Arc<JwtKeys>,
+    pub nats: Option<async_nats::Client>,
+    pub metrics: PrometheusHandle,
+    /// Failed-login throttling, sized from `config.login_failures_per_*`.
+    pub throttle: Arc<crate::auth::throttle::LoginThrottle>,
+    /// Where verification SMS go (default: recorded in the log and `outbound_messages`).
+    pub sms: Arc<dyn crate::accounts::sms::SmsSender>,
+}
+
+impl AppState {
+    pub fn new(pool: PgPool, config: Config, nats: Option<async_nats::Client>) -> Self {
+        let jwt = JwtKeys::new(&config.jwt_secret, config.access_ttl, config.refresh_ttl);
+        let throttle = crate::auth::throttle::LoginThrottle::new(
+            config.login_failures_per_account,
+            config.login_failures_per_ip,
+        );
+        Self {
+            throttle: Arc::new(throttle),
+            sms: Arc::new(crate::accounts::sms::RecordingSmsSender),
+            store: EventStore::new(pool, fleetstream_projections::read_models::all()),
+            config: Arc::new(config),
+            jwt: Arc::new(jwt),
+            nats,
+            metrics: crate::telemetry::metrics_handle(),
+        }
+    }
+
+    pub fn pool(&self) -> &PgPool {
+        &self.store.pool
+    }
+}
