@@ -38,8 +38,7 @@ CREATE TABLE telemetry_rollup_1h (LIKE telemetry_rollup_1m INCLUDING ALL);
 CREATE TABLE device_presence (
     device_id     BIGINT PRIMARY KEY,
     connectivity  TEXT        NOT NULL DEFAULT 'offline',
-    last_seen_at  TIMESTAMPTZ,
-    first_seen_at TIMESTAMPTZ
+    last_seen_at  TIMESTAMPTZ
 );
 
 -- Every status report, for `/analytics/status` and `uptime_ratio`.
@@ -93,3 +92,25 @@ CREATE TABLE analysis_results (
     created_at    TIMESTAMPTZ NOT NULL
 );
 CREATE INDEX analysis_results_type_idx ON analysis_results (analysis_type, created_at DESC, id DESC);
+
+-- Creates the monthly partitions of `measurements` that the given timestamps fall in and that
+-- do not exist yet (called by the projection once per batch, before its insert).
+CREATE FUNCTION ensure_measurement_partitions(stamps TIMESTAMPTZ[]) RETURNS VOID
+LANGUAGE plpgsql AS $$
+DECLARE
+    month TIMESTAMP;
+    name  TEXT;
+BEGIN
+    FOR month IN
+        SELECT DISTINCT date_trunc('month', s AT TIME ZONE 'UTC') FROM unnest(stamps) AS s
+    LOOP
+        name := 'measurements_p' || to_char(month, 'YYYYMM');
+        IF to_regclass(name) IS NULL THEN
+            EXECUTE format(
+                'CREATE TABLE %I PARTITION OF measurements FOR VALUES FROM (%L) TO (%L)',
+                name,
+                (month AT TIME ZONE 'UTC'),
+                ((month + interval '1 month') AT TIME ZONE 'UTC'));
+        END IF;
+    END LOOP;
+END $$;

@@ -9,6 +9,7 @@ pub mod db;
 pub mod devices;
 pub mod es;
 pub mod http;
+pub mod measurements;
 pub mod relay;
 pub mod routes;
 pub mod state;
