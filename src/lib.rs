@@ -1,6 +1,8 @@
 //! fleetstream: one event-sourced backend for five client contracts.
 
 pub mod accounts;
+pub mod alerts;
+pub mod analytics;
 pub mod app;
 pub mod auth;
 pub mod cli;

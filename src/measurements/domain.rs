@@ -79,6 +79,20 @@ pub fn parse_decimal(raw: &str) -> Option<Decimal> {
     }
 }
 
+/// A decimal from a JSON value's raw text: a number as written, or a string holding one
+/// (never through `f64`). `None` for anything else.
+pub fn decimal_from_json(raw: &str) -> Option<Decimal> {
+    let raw = raw.trim();
+    if raw.starts_with('"') {
+        let text: String = serde_json::from_str(raw).ok()?;
+        parse_decimal(&text)
+    } else if raw.starts_with(|c: char| c == '-' || c.is_ascii_digit()) {
+        parse_decimal(raw)
+    } else {
+        None
+    }
+}
+
 /// DRF's digit rules for `NUMERIC(20,10)`, with its messages, in its order.
 pub fn check_decimal(value: Decimal) -> Result<Decimal, String> {
     let mantissa = value.mantissa().unsigned_abs();
