@@ -4,6 +4,7 @@
 
 mod domain;
 mod envelope;
+mod size;
 #[cfg(feature = "store")]
 pub mod notify;
 #[cfg(feature = "store")]
@@ -11,6 +12,9 @@ pub mod store;
 
 pub use domain::*;
 pub use envelope::{EventEnvelope, EventMetadata, StoredEvent, SECRET_FIELDS};
+pub use size::{
+    chunk_by_encoded_size, encoded_len, ENVELOPE_OVERHEAD_BYTES, MAX_DATA_BYTES, MAX_EVENT_BYTES,
+};
 #[doc(hidden)]
 pub use serde_json::Value as __JsonValue;
 

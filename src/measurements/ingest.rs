@@ -26,6 +26,14 @@ pub struct IngestItem {
     pub device_id: i64,
     pub metadata: EventMetadata,
     pub kind: IngestKind,
+    /// The message this item came from (e.g. a JetStream sequence). When set, its events get
+    /// ids derived from it, so a redelivered message appends nothing the second time.
+    pub source: Option<uuid::Uuid>,
+}
+
+/// The id of the `index`-th event made from `source`.
+pub fn derived_event_id(source: uuid::Uuid, index: usize) -> uuid::Uuid {
+    uuid::Uuid::new_v5(&source, index.to_string().as_bytes())
 }
 
 #[derive(Debug, Clone)]
@@ -228,7 +236,14 @@ async fn commit(
                 .collect();
             let new_events: Vec<NewEvent> = events
                 .iter()
-                .map(|e| NewEvent::from_domain(e, &item.metadata))
+                .enumerate()
+                .map(|(index, e)| {
+                    let mut new = NewEvent::from_domain(e, &item.metadata);
+                    if let Some(source) = item.source {
+                        new.event_id = derived_event_id(source, index);
+                    }
+                    new
+                })
                 .collect();
             per_item.push((new_events.iter().map(|e| e.event_id).collect(), samples));
             appends.push(StreamAppend {

@@ -57,6 +57,7 @@ pub async fn record(
             device_id,
             metadata,
             kind: IngestKind::Samples(valid),
+            source: None,
         })
         .await?)
 }
@@ -80,6 +81,7 @@ pub async fn report_status(
             device_id,
             metadata,
             kind: IngestKind::Status(status),
+            source: None,
         })
         .await?)
 }

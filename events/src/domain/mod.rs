@@ -3,6 +3,7 @@
 mod account;
 mod alerting;
 mod device;
+mod device_message;
 mod message;
 mod patient;
 mod recording;
@@ -15,6 +16,7 @@ pub use alerting::{
     alert_stream_key, AlertEvent, AlertRuleChanges, AlertRuleEvent, AlertRuleSpec, Condition,
     Notification, Severity,
 };
+pub use device_message::{DeviceChannel, DeviceMessageEvent, MAX_DEVICE_PAYLOAD_BYTES};
 pub use device::{DeviceChanges, DeviceEvent, DeviceLifecycle, DeviceSpec};
 pub use message::MessageEvent;
 pub use patient::{PatientChanges, PatientEvent, PatientProfile};

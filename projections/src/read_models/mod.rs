@@ -5,6 +5,7 @@ use std::sync::Arc;
 pub mod accounts;
 pub mod alert_rules;
 pub mod alerts;
+pub mod device_commands;
 pub mod analysis_results;
 pub mod device_status;
 pub mod devices;
@@ -21,6 +22,7 @@ pub fn all() -> Vec<Arc<dyn Projection>> {
         Arc::new(accounts::Accounts),
         Arc::new(outbound_messages::OutboundMessages),
         Arc::new(devices::Devices),
+        Arc::new(device_commands::DeviceCommands),
         Arc::new(patients::Patients),
         Arc::new(treatment_logs::TreatmentLogs),
         Arc::new(recordings::Recordings),
