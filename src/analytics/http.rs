@@ -111,13 +111,15 @@ fn window(
     Ok((start, end))
 }
 
+/// A JSON number: integral values as integers, others as the nearest double.
 fn number(v: Decimal) -> Value {
+    let v = v.normalize();
     if v.scale() == 0 {
         if let Some(i) = v.to_i64() {
             return Value::from(i);
         }
     }
-    v.normalize().to_f64().map_or(Value::Null, Value::from)
+    v.to_f64().map_or(Value::Null, Value::from)
 }
 
 fn opt_number(v: Option<Decimal>) -> Value {
