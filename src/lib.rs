@@ -11,6 +11,7 @@ pub mod db;
 pub mod device_messages;
 pub mod devices;
 pub mod es;
+pub mod health;
 pub mod http;
 pub mod ingest;
 pub mod nats;

@@ -4,19 +4,19 @@
 
 mod domain;
 mod envelope;
-mod size;
 #[cfg(feature = "store")]
 pub mod notify;
+mod size;
 #[cfg(feature = "store")]
 pub mod store;
 
 pub use domain::*;
-pub use envelope::{EventEnvelope, EventMetadata, StoredEvent, SECRET_FIELDS};
+pub use envelope::{EventEnvelope, EventMetadata, OmittedPayload, StoredEvent, SECRET_FIELDS};
+#[doc(hidden)]
+pub use serde_json::Value as __JsonValue;
 pub use size::{
     chunk_by_encoded_size, encoded_len, ENVELOPE_OVERHEAD_BYTES, MAX_DATA_BYTES, MAX_EVENT_BYTES,
 };
-#[doc(hidden)]
-pub use serde_json::Value as __JsonValue;
 
 use serde::{de::DeserializeOwned, Serialize};
 use serde_json::Value;

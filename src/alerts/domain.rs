@@ -434,6 +434,10 @@ mod tests {
         };
         let events = decide_update_rule(&created(), changes, now()).unwrap();
         assert_json_snapshot!(events);
+        // A cleared group survives the log: `null` is "cleared", not "unchanged".
+        let stored = serde_json::to_value(&events).unwrap();
+        let replayed: Vec<AlertRuleEvent> = serde_json::from_value(stored).unwrap();
+        assert_eq!(replayed, events);
         let mut after = created();
         after.evolve(&events[0]);
         let spec = after.spec.unwrap();

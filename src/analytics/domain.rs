@@ -167,23 +167,29 @@ pub fn classify_trend(slope: Option<Decimal>, threshold: Decimal) -> &'static st
     }
 }
 
+/// An analysis as it was answered.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Analysis {
+    pub analysis_type: AnalysisType,
+    pub device_id: i64,
+    pub device_uid: String,
+    pub params: Value,
+    pub result: Value,
+}
+
 /// GenerateReport / a status or trend analysis: stored as it was answered.
 pub fn decide_record_analysis(
     result_id: i64,
-    analysis_type: AnalysisType,
-    device_id: i64,
-    device_uid: &str,
-    params: Value,
-    result: Value,
+    analysis: Analysis,
     now: DateTime<Utc>,
 ) -> Vec<ReportEvent> {
     vec![ReportEvent::AnalysisRecorded {
         result_id,
-        analysis_type,
-        device_id,
-        device_uid: device_uid.to_owned(),
-        params,
-        result,
+        analysis_type: analysis.analysis_type,
+        device_id: analysis.device_id,
+        device_uid: analysis.device_uid,
+        params: analysis.params,
+        result: analysis.result,
         created_at: now,
     }]
 }
@@ -289,15 +295,14 @@ mod tests {
     #[test]
     fn given_an_analysis_when_recording_then_analysis_recorded() {
         let now = Utc.with_ymd_and_hms(2025, 1, 15, 12, 0, 0).unwrap();
-        assert_json_snapshot!(decide_record_analysis(
-            7,
-            AnalysisType::Status,
-            5,
-            "sensor-temp-001",
-            json!({"start": null, "end": null}),
-            json!({"total_events": 2, "status_counts": {"online": 1, "offline": 1}, "uptime_ratio": 0.5}),
-            now,
-        ));
+        let analysis = Analysis {
+            analysis_type: AnalysisType::Status,
+            device_id: 5,
+            device_uid: "sensor-temp-001".into(),
+            params: json!({"start": null, "end": null}),
+            result: json!({"total_events": 2, "status_counts": {"online": 1, "offline": 1}, "uptime_ratio": 0.5}),
+        };
+        assert_json_snapshot!(decide_record_analysis(7, analysis, now));
         assert_eq!(
             parse_analysis_type("summary"),
             Err(invalid(

@@ -111,13 +111,15 @@ fn window(
     Ok((start, end))
 }
 
+/// A JSON number: integral values as integers, others as the nearest double.
 fn number(v: Decimal) -> Value {
+    let v = v.normalize();
     if v.scale() == 0 {
         if let Some(i) = v.to_i64() {
             return Value::from(i);
         }
     }
-    v.normalize().to_f64().map_or(Value::Null, Value::from)
+    v.to_f64().map_or(Value::Null, Value::from)
 }
 
 fn opt_number(v: Option<Decimal>) -> Value {
@@ -324,18 +326,16 @@ async fn store(
     result: &Value,
     now: DateTime<Utc>,
 ) -> Result<i64, ApiError> {
-    super::record_analysis(
-        &state.store,
-        meta(caller),
-        kind,
-        device.id,
-        &device.unique_id,
+    let analysis = domain::Analysis {
+        analysis_type: kind,
+        device_id: device.id,
+        device_uid: device.unique_id.clone(),
         params,
-        result.clone(),
-        now,
-    )
-    .await
-    .map_err(internal)
+        result: result.clone(),
+    };
+    super::record_analysis(&state.store, meta(caller), analysis, now)
+        .await
+        .map_err(internal)
 }
 
 /// `GET /api/v1/analytics/status/{device_id}`: status reports in the window (default: the

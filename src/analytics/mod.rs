@@ -9,9 +9,8 @@ use crate::es::{next_id, CommandError, EventStore};
 use chrono::{DateTime, Utc};
 use domain::{Agg, Interval, Source};
 use fleetstream_events::store::ExpectedVersion;
-use fleetstream_events::{AnalysisType, DomainEvent, EventMetadata, ReportEvent};
+use fleetstream_events::{DomainEvent, EventMetadata, ReportEvent};
 use rust_decimal::Decimal;
-use serde_json::Value;
 use sqlx::PgConnection;
 
 /// One bucket of one metric.
@@ -174,28 +173,16 @@ pub async fn status_counts(
     .await
 }
 
-/// Stores an analysis as it was answered; returns its id and time.
+/// Stores an analysis as it was answered; returns its id.
 pub async fn record_analysis(
     store: &EventStore,
     metadata: EventMetadata,
-    analysis_type: AnalysisType,
-    device_id: i64,
-    device_uid: &str,
-    params: Value,
-    result: Value,
+    analysis: domain::Analysis,
     now: DateTime<Utc>,
 ) -> Result<i64, CommandError<()>> {
     let mut uow = store.begin(metadata).await?;
     let result_id = next_id(uow.conn(), "analysis_result_id_seq").await?;
-    let events = domain::decide_record_analysis(
-        result_id,
-        analysis_type,
-        device_id,
-        device_uid,
-        params,
-        result,
-        now,
-    );
+    let events = domain::decide_record_analysis(result_id, analysis, now);
     uow.stage(
         &ReportEvent::stream_id(result_id),
         ExpectedVersion::NoStream,

@@ -1,3 +1,4 @@
+use crate::es::CommandError;
 use axum::http::{header, HeaderValue, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use serde_json::{json, Value};
@@ -129,6 +130,22 @@ impl ApiError {
         );
         err.retry_after_secs = Some(retry_after_secs.max(1));
         err
+    }
+
+    /// The answer to a command that failed for a reason of no domain's: over the size bound
+    /// of one event → 413; anything else → a bare 500.
+    pub fn command_failed<E: std::fmt::Debug>(ns: Namespace, err: CommandError<E>) -> Self {
+        match err {
+            CommandError::TooLarge(cause) => {
+                tracing::info!(%cause, "command refused: event over the size bound");
+                Self::in_namespace(
+                    ns,
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "Request payload is too large to record",
+                )
+            }
+            other => Self::internal(ns, other),
+        }
     }
 
     /// Logs the cause and answers a bare 500 that leaks nothing.

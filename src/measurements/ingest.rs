@@ -212,7 +212,8 @@ async fn commit(
     let mut next = 0usize;
     // Per job, per item: the event ids of its append, to hand back its stored events.
     let mut owned: Vec<Vec<(Vec<uuid::Uuid>, Vec<TelemetrySample>)>> = Vec::new();
-    let mut appends = Vec::new();
+    let mut appends: Vec<StreamAppend> = Vec::new();
+    let mut by_stream: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
     for items in jobs {
         let mut per_item = Vec::new();
         for item in items.iter() {
@@ -246,11 +247,23 @@ async fn commit(
                 })
                 .collect();
             per_item.push((new_events.iter().map(|e| e.event_id).collect(), samples));
-            appends.push(StreamAppend {
-                stream_id: TelemetryEvent::stream_id(item.device_id),
-                expected: ExpectedVersion::Any,
-                events: new_events,
-            });
+            // One entry per stream: `append_events` numbers each entry from the stream's
+            // stored version, so two entries of one stream in one call would collide.
+            let stream_id = TelemetryEvent::stream_id(item.device_id);
+            match by_stream.get(&stream_id) {
+                Some(&at) => {
+                    let append: &mut StreamAppend = &mut appends[at];
+                    append.events.extend(new_events);
+                }
+                None => {
+                    by_stream.insert(stream_id.clone(), appends.len());
+                    appends.push(StreamAppend {
+                        stream_id,
+                        expected: ExpectedVersion::Any,
+                        events: new_events,
+                    });
+                }
+            }
         }
         owned.push(per_item);
     }

@@ -113,7 +113,11 @@ pub struct AlertRuleSpec {
 pub struct AlertRuleChanges {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "sent_or_null",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub description: Option<Option<String>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metric: Option<String>,
@@ -123,10 +127,24 @@ pub struct AlertRuleChanges {
     pub threshold: Option<Decimal>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub severity: Option<Severity>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "sent_or_null",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub device_group_id: Option<Option<i64>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub is_active: Option<bool>,
+}
+
+/// A field that is present decodes to `Some`, also when it is `null` (= cleared); a missing one
+/// stays `None` through `default`.
+fn sent_or_null<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(d).map(Some)
 }
 
 impl AlertRuleChanges {
