@@ -27,6 +27,8 @@ pub enum Command {
         #[arg(long)]
         only: Option<String>,
     },
+    /// Run the device ingress worker only (scale-out: instances share the JetStream consumer).
+    Ingest,
     /// Account administration.
     Admin {
         #[command(subcommand)]

@@ -1,6 +1,5 @@
 use anyhow::Context;
 use clap::Parser;
-use fleetstream::app;
 use fleetstream::cli::{
     AdminCommand, Cli, Command, EventsCommand, NatsCommand, ProjectionsCommand,
 };
@@ -59,11 +58,33 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     projections: true,
                     only,
                     relay: false,
+                    ingest: false,
                 },
                 shutdown.clone(),
             )
             .await?;
             tracing::info!("projection workers running; Ctrl-C or SIGTERM to stop");
+            shutdown_signal().await;
+            shutdown.cancel();
+            futures::future::join_all(handles).await;
+        }
+        Command::Ingest => {
+            let nats = connect_nats(&config).await;
+            anyhow::ensure!(nats.is_some(), "NATS_URL: the ingest needs NATS");
+            let state = AppState::new(pool, config.clone(), nats);
+            let shutdown = CancellationToken::new();
+            let handles = workers::spawn(
+                &state,
+                WorkerSet {
+                    projections: false,
+                    only: None,
+                    relay: false,
+                    ingest: true,
+                },
+                shutdown.clone(),
+            )
+            .await?;
+            tracing::info!("ingest worker running; Ctrl-C or SIGTERM to stop");
             shutdown_signal().await;
             shutdown.cancel();
             futures::future::join_all(handles).await;
@@ -126,37 +147,24 @@ async fn connect_nats(config: &Config) -> Option<async_nats::Client> {
 }
 
 async fn serve(state: AppState, with_workers: bool) -> anyhow::Result<()> {
-    let shutdown = CancellationToken::new();
-    let handles = if with_workers {
-        workers::spawn(
-            &state,
-            WorkerSet {
-                projections: true,
-                only: None,
-                relay: true,
-            },
-            shutdown.clone(),
-        )
-        .await?
-    } else {
-        Vec::new()
-    };
     let addr = state.config.http_addr;
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .with_context(|| format!("FLEET_HTTP_ADDR: cannot listen on {addr}"))?;
-    tracing::info!(%addr, "fleetstream listening");
-    let app = app::router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
-    let stop = shutdown.clone();
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async move {
-            shutdown_signal().await;
-            tracing::info!("shutting down: draining requests and finishing projection batches");
-            stop.cancel();
-        })
-        .await?;
-    shutdown.cancel();
-    futures::future::join_all(handles).await;
+    let set = WorkerSet {
+        projections: with_workers,
+        only: None,
+        relay: with_workers,
+        ingest: with_workers,
+    };
+    let running = fleetstream::server::start(state, listener, set, async {
+        shutdown_signal().await;
+        tracing::info!("shutting down: draining requests and finishing projection batches");
+    })
+    .await?;
+    tracing::info!(addr = %running.addr, "fleetstream listening");
+    running.shutdown.cancelled().await;
+    running.stop().await;
     Ok(())
 }
 

@@ -14,6 +14,8 @@ pub struct WorkerSet {
     /// Only this projection (`project --only NAME`).
     pub only: Option<String>,
     pub relay: bool,
+    /// The device ingress worker (`DEVICE_INGRESS` → telemetry, status, logs, responses).
+    pub ingest: bool,
 }
 
 pub async fn spawn(
@@ -56,6 +58,13 @@ pub async fn spawn(
                 shutdown.clone(),
             )));
         }
+    }
+    if set.ingest && state.nats.is_some() {
+        handles.push(tokio::spawn(crate::ingest::run(
+            state.clone(),
+            crate::ingest::IngestConfig::default(),
+            shutdown.clone(),
+        )));
     }
     handles.push(tokio::spawn(report_lag(state.clone(), shutdown)));
     Ok(handles)

@@ -48,6 +48,7 @@ async fn record(state: &AppState, device_id: i64, samples: Vec<ValidSample>) {
             device_id,
             metadata: EventMetadata::default(),
             kind: IngestKind::Samples(samples),
+            source: None,
         })
         .await
         .expect("recording telemetry");
@@ -450,6 +451,7 @@ async fn concurrent_recordings_share_transactions_and_each_gets_its_own_reply(po
                             ..Default::default()
                         },
                         kind: IngestKind::Samples(vec![sample("t", Decimal::from(i), at)]),
+                        source: None,
                     })
                     .await
                     .unwrap();
@@ -501,6 +503,7 @@ async fn concurrent_recordings_share_transactions_and_each_gets_its_own_reply(po
                     sample("h", Decimal::from(200 + i), at),
                 ])
             },
+            source: None,
         })
         .collect();
     let done = state.telemetry.append(items).await.unwrap();

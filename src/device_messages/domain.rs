@@ -117,7 +117,10 @@ mod tests {
 
     #[test]
     fn given_an_owned_device_when_its_owner_sends_a_command_then_it_is_recorded() {
-        let event = decide_send(target(Some(3)), send(3, false, json!({"action": "restart"})));
+        let event = decide_send(
+            target(Some(3)),
+            send(3, false, json!({"action": "restart"})),
+        );
         insta::assert_json_snapshot!(event.unwrap());
     }
 

@@ -129,7 +129,10 @@ pub struct Received {
 
 /// Records received device messages in one transaction; ids derive from each message, so a
 /// redelivered one appends nothing.
-pub async fn record_received(store: &EventStore, received: Vec<Received>) -> Result<(), SendFailure> {
+pub async fn record_received(
+    store: &EventStore,
+    received: Vec<Received>,
+) -> Result<(), SendFailure> {
     if received.is_empty() {
         return Ok(());
     }

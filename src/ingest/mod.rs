@@ -41,6 +41,8 @@ pub struct IngestConfig {
     pub batch: usize,
     /// How long a batch waits to fill.
     pub batch_wait: Duration,
+    /// How long JetStream waits for an ack before redelivering (a crashed worker's batch).
+    pub ack_wait: Duration,
 }
 
 impl Default for IngestConfig {
@@ -50,6 +52,7 @@ impl Default for IngestConfig {
             max_bytes: 1 << 30,
             batch: 1000,
             batch_wait: Duration::from_millis(20),
+            ack_wait: Duration::from_secs(30),
         }
     }
 }
@@ -95,7 +98,7 @@ pub async fn ensure(
             pull::Config {
                 durable_name: Some(CONSUMER_NAME.into()),
                 ack_policy: jetstream::consumer::AckPolicy::Explicit,
-                ack_wait: Duration::from_secs(30),
+                ack_wait: config.ack_wait,
                 max_ack_pending: 50_000,
                 ..Default::default()
             },
@@ -107,8 +110,11 @@ pub async fn ensure(
 /// or deleted, and a deleted device is refused within the time-to-live.
 #[derive(Clone, Default)]
 pub struct DeviceDirectory {
-    entries: Arc<Mutex<HashMap<String, (Option<i64>, Instant)>>>,
+    entries: Arc<Mutex<HashMap<String, Resolved>>>,
 }
+
+/// A uid's device id (`None`: no live device) and when it was looked up.
+type Resolved = (Option<i64>, Instant);
 
 const DIRECTORY_TTL: Duration = Duration::from_secs(5);
 
@@ -156,7 +162,6 @@ impl DeviceDirectory {
 
 /// One message of a batch, read.
 struct Incoming {
-    message: jetstream::Message,
     source: Uuid,
     read: Result<(String, DeviceMessage), Rejection>,
 }
@@ -177,16 +182,40 @@ pub async fn process_batch(
     js: &jetstream::Context,
     messages: Vec<jetstream::Message>,
 ) -> Result<BatchOutcome, anyhow::Error> {
+    let refusals = record_batch(state, writer, directory, &messages).await?;
+    let mut outcome = BatchOutcome::default();
+    for (message, refusal) in messages.iter().zip(&refusals) {
+        match refusal {
+            Some(rejection) => {
+                outcome.rejected += 1;
+                dead_letter(js, message, rejection).await;
+            }
+            None => outcome.recorded += 1,
+        }
+        let _ = message.ack().await;
+    }
+    metrics::counter!("fleet_ingest_messages_total").increment(messages.len() as u64);
+    Ok(outcome)
+}
+
+/// Commits what a batch records and says, per message, why it was not recorded (`None`:
+/// recorded). Acks nothing: a crash after this and before the acks redelivers the batch, and
+/// recording it again appends nothing (ids derive from the stream sequence).
+pub async fn record_batch(
+    state: &AppState,
+    writer: &TelemetryWriter,
+    directory: &DeviceDirectory,
+    messages: &[jetstream::Message],
+) -> Result<Vec<Option<Rejection>>, anyhow::Error> {
     let now = chrono::Utc::now();
     let mut incoming: Vec<Incoming> = messages
-        .into_iter()
+        .iter()
         .map(|message| {
             let sequence = message.info().map(|i| i.stream_sequence).unwrap_or(0);
             let read = parse::parse_subject(message.subject.as_str()).and_then(|(uid, kind)| {
                 parse::parse_payload(kind, &message.payload, now).map(|m| (uid.to_owned(), m))
             });
             Incoming {
-                message,
                 source: source_id(sequence),
                 read,
             }
@@ -271,25 +300,13 @@ pub async fn process_batch(
         }
     }
     drop(conn);
-    let mut recorded = received.len();
     for (index, refusal) in append_telemetry(writer, items).await? {
         incoming[index].read = Err(refusal);
     }
-    recorded += incoming.iter().filter(|i| i.read.is_ok()).count() - received.len();
     device_messages::record_received(&state.store, received)
         .await
         .map_err(|e| anyhow::anyhow!("device messages append: {e}"))?;
-
-    let mut rejected = 0;
-    for entry in &incoming {
-        if let Err(rejection) = &entry.read {
-            rejected += 1;
-            dead_letter(js, &entry.message, rejection).await;
-        }
-        let _ = entry.message.ack().await;
-    }
-    metrics::counter!("fleet_ingest_messages_total").increment(incoming.len() as u64);
-    Ok(BatchOutcome { recorded, rejected })
+    Ok(incoming.into_iter().map(|i| i.read.err()).collect())
 }
 
 /// Appends the batch's telemetry in one group commit. Should the writer refuse it as invalid

@@ -233,8 +233,14 @@ mod tests {
             parse_subject("devices.abc.response"),
             Ok(("abc", IngressKind::Response))
         );
-        assert_eq!(parse_subject("devices.abc.command"), Err(Rejection::UnknownSubject));
-        assert_eq!(parse_subject("devices.a.b.telemetry"), Err(Rejection::UnknownSubject));
+        assert_eq!(
+            parse_subject("devices.abc.command"),
+            Err(Rejection::UnknownSubject)
+        );
+        assert_eq!(
+            parse_subject("devices.a.b.telemetry"),
+            Err(Rejection::UnknownSubject)
+        );
     }
 
     #[test]
@@ -287,7 +293,10 @@ mod tests {
         assert_eq!(refused(br#"{"t": "hot"}"#), "non_numeric_value");
         assert_eq!(refused(br#"{"t": null}"#), "non_numeric_value");
         assert_eq!(refused(br#"{"t": 1, "ts": 5}"#), "ts_out_of_range");
-        assert_eq!(refused(br#"{"t": 1, "ts": 99999999999999}"#), "ts_out_of_range");
+        assert_eq!(
+            refused(br#"{"t": 1, "ts": 99999999999999}"#),
+            "ts_out_of_range"
+        );
         assert_eq!(refused(br#"{"t": 1, "ts": "soon"}"#), "ts_out_of_range");
         assert_eq!(refused(br#"{"ts": 1764504000000}"#), "no_measurements");
         assert_eq!(refused(br#"{"t": 1e30}"#), "invalid_sample");

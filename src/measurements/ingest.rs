@@ -213,7 +213,6 @@ async fn commit(
     // Per job, per item: the event ids of its append, to hand back its stored events.
     let mut owned: Vec<Vec<(Vec<uuid::Uuid>, Vec<TelemetrySample>)>> = Vec::new();
     let mut appends: Vec<StreamAppend> = Vec::new();
-    let mut by_stream: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
     for items in jobs {
         let mut per_item = Vec::new();
         for item in items.iter() {
@@ -247,23 +246,15 @@ async fn commit(
                 })
                 .collect();
             per_item.push((new_events.iter().map(|e| e.event_id).collect(), samples));
-            // One entry per stream: `append_events` numbers each entry from the stream's
-            // stored version, so two entries of one stream in one call would collide.
-            let stream_id = TelemetryEvent::stream_id(item.device_id);
-            match by_stream.get(&stream_id) {
-                Some(&at) => {
-                    let append: &mut StreamAppend = &mut appends[at];
-                    append.events.extend(new_events);
-                }
-                None => {
-                    by_stream.insert(stream_id.clone(), appends.len());
-                    appends.push(StreamAppend {
-                        stream_id,
-                        expected: ExpectedVersion::Any,
-                        events: new_events,
-                    });
-                }
-            }
+            // One entry per item, even for the same stream: `append_events` numbers each entry
+            // after the one before (migration 0450), and each entry is skipped on its own when
+            // its ids are stored, so a redelivered message beside a new one of the same device
+            // appends only the new one.
+            appends.push(StreamAppend {
+                stream_id: TelemetryEvent::stream_id(item.device_id),
+                expected: ExpectedVersion::Any,
+                events: new_events,
+            });
         }
         owned.push(per_item);
     }

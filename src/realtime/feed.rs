@@ -148,7 +148,10 @@ impl Uids {
     async fn load(&self, pool: &sqlx::PgPool, ids: &[i64]) {
         let missing: Vec<i64> = {
             let known = self.0.lock().unwrap_or_else(|e| e.into_inner());
-            ids.iter().copied().filter(|id| !known.contains_key(id)).collect()
+            ids.iter()
+                .copied()
+                .filter(|id| !known.contains_key(id))
+                .collect()
         };
         if missing.is_empty() {
             return;

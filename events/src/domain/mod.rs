@@ -16,8 +16,8 @@ pub use alerting::{
     alert_stream_key, AlertEvent, AlertRuleChanges, AlertRuleEvent, AlertRuleSpec, Condition,
     Notification, Severity,
 };
-pub use device_message::{DeviceChannel, DeviceMessageEvent, MAX_DEVICE_PAYLOAD_BYTES};
 pub use device::{DeviceChanges, DeviceEvent, DeviceLifecycle, DeviceSpec};
+pub use device_message::{DeviceChannel, DeviceMessageEvent, MAX_DEVICE_PAYLOAD_BYTES};
 pub use message::MessageEvent;
 pub use patient::{PatientChanges, PatientEvent, PatientProfile};
 pub use recording::{

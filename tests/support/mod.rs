@@ -1,0 +1,5 @@
+//! What several integration test files share: private NATS servers and a Socket.IO client.
+#![allow(dead_code)]
+
+pub mod nats;
+pub mod socketio;
