@@ -32,17 +32,22 @@ pub enum AuthFailure {
     Expired,
     WrongType,
     AccountUnusable,
+    /// The accounts read model cannot be reached: the token may be fine, so not a 401.
+    Unavailable,
 }
 
 impl AuthFailure {
     pub fn into_error(self, ns: Namespace) -> ApiError {
         use AuthFailure::*;
         let unauthorized = StatusCode::UNAUTHORIZED;
+        if self == Unavailable {
+            return ApiError::unavailable(ns);
+        }
         match ns {
             Namespace::Nueyne | Namespace::Core => match self {
                 Missing => ApiError::detail(unauthorized, "Not authenticated"),
                 Expired => ApiError::detail(unauthorized, "Token is expired"),
-                Invalid | WrongType | AccountUnusable => {
+                Invalid | WrongType | AccountUnusable | Unavailable => {
                     ApiError::detail(unauthorized, "Could not validate credentials")
                 }
             },
@@ -57,7 +62,7 @@ impl AuthFailure {
                     StatusCode::UNPROCESSABLE_ENTITY,
                     "Signature verification failed",
                 ),
-                AccountUnusable => ApiError::msg(unauthorized, "User not found"),
+                AccountUnusable | Unavailable => ApiError::msg(unauthorized, "User not found"),
             },
             Namespace::Drf => match self {
                 Missing => ApiError::detail(
@@ -68,7 +73,7 @@ impl AuthFailure {
                     unauthorized,
                     json!({"detail": "User is inactive", "code": "user_inactive"}),
                 ),
-                Invalid | Expired | WrongType => ApiError::with_body(
+                Invalid | Expired | WrongType | Unavailable => ApiError::with_body(
                     unauthorized,
                     json!({"detail": "Given token not valid for any token type", "code": "token_not_valid"}),
                 ),
@@ -114,6 +119,10 @@ impl Caller {
         .fetch_optional(&state.store.pool)
         .await
         .map_err(|err| {
+            if crate::db::is_unavailable(&err) {
+                tracing::warn!(error = %err, "database unavailable during authentication");
+                return AuthFailure::Unavailable;
+            }
             tracing::error!(error = %err, "account lookup failed during authentication");
             AuthFailure::AccountUnusable
         })?;

@@ -131,8 +131,22 @@ impl ApiError {
         err
     }
 
-    /// Logs the cause and answers a bare 500 that leaks nothing.
+    /// The database cannot be reached: 503 with `Retry-After`, so clients retry the request
+    /// as it is instead of treating it as their own fault or as a server bug.
+    pub fn unavailable(ns: Namespace) -> Self {
+        let mut err = Self::in_namespace(ns, StatusCode::SERVICE_UNAVAILABLE, "Service Unavailable");
+        err.retry_after_secs = Some(1);
+        err
+    }
+
+    /// Logs the cause and answers a bare 500 that leaks nothing, or a 503 when the cause is a
+    /// database outage rather than a failure of this request.
     pub fn internal(ns: Namespace, cause: impl std::fmt::Display) -> Self {
+        let cause = cause.to_string();
+        if crate::db::is_unavailable_message(&cause) {
+            tracing::warn!(error = %cause, "database unavailable");
+            return Self::unavailable(ns);
+        }
         tracing::error!(error = %cause, "internal error");
         Self::in_namespace(
             ns,
