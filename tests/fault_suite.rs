@@ -137,3 +137,79 @@ async fn kill_9_server_under_load() {
     delivery.assert_exactly_once();
     rig.finish().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_restarted_under_load() {
+    let _serial = serial();
+    let mut pg = PrivatePostgres::start().await;
+    let db = Database::create(&pg.url()).await;
+    let nats = Nats::start().await;
+    let mut server = Server::start(&db.url, &nats.url()).await;
+    let fleet = Arc::new(Fleet::setup(&server.base(), 12).await);
+    let started = Instant::now();
+    let load = tokio::spawn(load::run(
+        fleet.clone(),
+        Plan {
+            rate: 300,
+            duration: Duration::from_secs(18),
+            max_commands: 6000,
+        },
+    ));
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let stopped_at = started.elapsed().as_secs_f64();
+    pg.stop().await;
+    // The health endpoints say so while Postgres is away, within the acquire timeout.
+    let health_started = Instant::now();
+    let health = fleet
+        .http
+        .get(server.url("/api/v1/system/health"))
+        .send()
+        .await
+        .expect("health answers during the outage");
+    let health_took = health_started.elapsed();
+    assert_eq!(health.status(), 503);
+    let body: Value = health.json().await.unwrap();
+    assert_eq!((&body["status"], &body["postgres"]), (&json!("degraded"), &json!("down")));
+    tokio::time::sleep(Duration::from_secs(5).saturating_sub(health_took)).await;
+    let resumed_at = started.elapsed().as_secs_f64();
+    pg.resume().await;
+    let ledger = load.await.unwrap();
+    assert!(server.alive(), "the server died:\n{}", fault_suite::procs::tail(&server.log, 30));
+
+    let pool = db.pool().await;
+    let audit = check::audit(&pool, &ledger).await;
+    let converged = check::converge(&pool, Duration::from_secs(60)).await;
+    let delivery = check::delivery(&pool, &nats.url()).await;
+    let back = first_ack_after(&ledger, resumed_at).expect("no command acknowledged after Postgres returned");
+    let panics = server.log_lines("panicked");
+    report(
+        "Postgres restarted",
+        &ledger,
+        &audit,
+        &delivery,
+        &format!(
+            "Postgres down {:.1} s (pg_ctl stop -m fast .. start), health answered 503 in {:.2} s, \
+             first 2xx {back:.2} s after Postgres was back, readers at the end of the log {:.2} s after the load stopped, \
+             panics in the server log {}",
+            resumed_at - stopped_at,
+            health_took.as_secs_f64(),
+            converged.as_secs_f64(),
+            panics.len()
+        ),
+    );
+    assert_no_unexpected(&ledger);
+    assert!(ledger.unavailable > 0, "no request met the outage: {}", ledger.summary());
+    assert_eq!(ledger.transport_errors, 0, "requests went unanswered: {}", ledger.summary());
+    assert!(
+        ledger.slowest < Duration::from_secs(5),
+        "a request hung for {:?}",
+        ledger.slowest
+    );
+    assert!(panics.is_empty(), "{panics:?}");
+    assert!(back < 5.0, "the server took {back} s to serve again");
+    audit.assert_nothing_lost();
+    delivery.assert_exactly_once();
+    server.kill().await;
+    pool.close().await;
+    drop(pg);
+}
