@@ -83,7 +83,9 @@ mod tests {
         assert!(is_unavailable_message(
             "error returned from database: the database system is shutting down"
         ));
-        assert!(!is_unavailable_message(&sqlx::Error::RowNotFound.to_string()));
+        assert!(!is_unavailable_message(
+            &sqlx::Error::RowNotFound.to_string()
+        ));
         assert!(!is_unavailable_message(
             "error returned from database: duplicate key value violates unique constraint"
         ));

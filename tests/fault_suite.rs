@@ -23,7 +23,9 @@ use std::time::{Duration, Instant};
 static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 
 fn serial() -> MutexGuard<'static, ()> {
-    ONE_AT_A_TIME.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    ONE_AT_A_TIME
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// A database on the test Postgres, a private NATS and one server on them.
@@ -117,7 +119,8 @@ async fn kill_9_server_under_load() {
     let audit = check::audit(&rig.pool, &ledger).await;
     let converged = check::converge(&rig.pool, Duration::from_secs(60)).await;
     let delivery = check::delivery(&rig.pool, &rig.nats.url()).await;
-    let back = first_ack_after(&ledger, killed_at).expect("no command acknowledged after the restart");
+    let back =
+        first_ack_after(&ledger, killed_at).expect("no command acknowledged after the restart");
     report(
         "kill -9 server",
         &ledger,
@@ -131,8 +134,16 @@ async fn kill_9_server_under_load() {
             converged.as_secs_f64()
         ),
     );
-    assert!(ledger.acknowledged() > 1000, "too little load: {}", ledger.summary());
-    assert!(ledger.transport_errors > 0, "the kill cut off no request: {}", ledger.summary());
+    assert!(
+        ledger.acknowledged() > 1000,
+        "too little load: {}",
+        ledger.summary()
+    );
+    assert!(
+        ledger.transport_errors > 0,
+        "the kill cut off no request: {}",
+        ledger.summary()
+    );
     audit.assert_nothing_lost();
     delivery.assert_exactly_once();
     rig.finish().await;
@@ -169,18 +180,26 @@ async fn postgres_restarted_under_load() {
     let health_took = health_started.elapsed();
     assert_eq!(health.status(), 503);
     let body: Value = health.json().await.unwrap();
-    assert_eq!((&body["status"], &body["postgres"]), (&json!("degraded"), &json!("down")));
+    assert_eq!(
+        (&body["status"], &body["postgres"]),
+        (&json!("degraded"), &json!("down"))
+    );
     tokio::time::sleep(Duration::from_secs(5).saturating_sub(health_took)).await;
     let resumed_at = started.elapsed().as_secs_f64();
     pg.resume().await;
     let ledger = load.await.unwrap();
-    assert!(server.alive(), "the server died:\n{}", fault_suite::procs::tail(&server.log, 30));
+    assert!(
+        server.alive(),
+        "the server died:\n{}",
+        fault_suite::procs::tail(&server.log, 30)
+    );
 
     let pool = db.pool().await;
     let audit = check::audit(&pool, &ledger).await;
     let converged = check::converge(&pool, Duration::from_secs(60)).await;
     let delivery = check::delivery(&pool, &nats.url()).await;
-    let back = first_ack_after(&ledger, resumed_at).expect("no command acknowledged after Postgres returned");
+    let back = first_ack_after(&ledger, resumed_at)
+        .expect("no command acknowledged after Postgres returned");
     let panics = server.log_lines("panicked");
     report(
         "Postgres restarted",
@@ -198,8 +217,17 @@ async fn postgres_restarted_under_load() {
         ),
     );
     assert_no_unexpected(&ledger);
-    assert!(ledger.unavailable > 0, "no request met the outage: {}", ledger.summary());
-    assert_eq!(ledger.transport_errors, 0, "requests went unanswered: {}", ledger.summary());
+    assert!(
+        ledger.unavailable > 0,
+        "no request met the outage: {}",
+        ledger.summary()
+    );
+    assert_eq!(
+        ledger.transport_errors,
+        0,
+        "requests went unanswered: {}",
+        ledger.summary()
+    );
     assert!(
         ledger.slowest < Duration::from_secs(5),
         "a request hung for {:?}",

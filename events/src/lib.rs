@@ -6,6 +6,7 @@ mod domain;
 mod envelope;
 #[cfg(feature = "store")]
 pub mod notify;
+mod size;
 #[cfg(feature = "store")]
 pub mod store;
 
@@ -13,6 +14,9 @@ pub use domain::*;
 pub use envelope::{EventEnvelope, EventMetadata, StoredEvent, SECRET_FIELDS};
 #[doc(hidden)]
 pub use serde_json::Value as __JsonValue;
+pub use size::{
+    chunk_by_encoded_size, encoded_len, ENVELOPE_OVERHEAD_BYTES, MAX_DATA_BYTES, MAX_EVENT_BYTES,
+};
 
 use serde::{de::DeserializeOwned, Serialize};
 use serde_json::Value;

@@ -68,6 +68,13 @@ pub enum AppendError {
     },
     #[error("event ids {0:?} are partly stored already; an append is all or none")]
     PartialDuplicate(String),
+    /// An event whose envelope would exceed [`crate::MAX_EVENT_BYTES`]; nothing was written.
+    #[error("{event_type} on {stream_id} is {bytes} bytes, over the {max} byte bound of one event", max = crate::MAX_EVENT_BYTES)]
+    TooLarge {
+        stream_id: String,
+        event_type: String,
+        bytes: usize,
+    },
     #[error(transparent)]
     Database(#[from] sqlx::Error),
 }
@@ -106,6 +113,7 @@ pub async fn append_owned(
     conn: &mut PgConnection,
     streams: Vec<StreamAppend>,
 ) -> Result<Vec<StoredEvent>, AppendError> {
+    check_sizes(&streams)?;
     let count: usize = streams.iter().map(|s| s.events.len()).sum();
     let mut columns = Columns::with_capacity(streams.len(), count);
     for stream in &streams {
@@ -154,6 +162,26 @@ pub async fn append_owned(
     }
     stored.sort_by_key(|e| e.global_position);
     Ok(stored)
+}
+
+/// The last guard of the bound on one event: commands split what clients make large, and
+/// anything that still comes out too big is refused here, before the log or the bus sees it.
+fn check_sizes(streams: &[StreamAppend]) -> Result<(), AppendError> {
+    for stream in streams {
+        for event in &stream.events {
+            let bytes = crate::encoded_len(&event.data)
+                .saturating_add(crate::encoded_len(&event.metadata))
+                .saturating_add(stream.stream_id.len() + crate::ENVELOPE_OVERHEAD_BYTES);
+            if bytes > crate::MAX_EVENT_BYTES {
+                return Err(AppendError::TooLarge {
+                    stream_id: stream.stream_id.clone(),
+                    event_type: event.event_type.clone(),
+                    bytes,
+                });
+            }
+        }
+    }
+    Ok(())
 }
 
 /// What the log assigned to the appended events, as parallel arrays in append order.

@@ -84,7 +84,7 @@ fn command_error(err: CommandError<AccountError>) -> ApiError {
                 detail(StatusCode::CONFLICT, "Update failed")
             }
         },
-        other => internal(other),
+        other => ApiError::command_failed(NS, other),
     }
 }
 

@@ -80,7 +80,7 @@ pub async fn register(State(state): State<AppState>, body: Bytes) -> Result<Resp
                     bad("Password must be at least 8 characters")
                 }
                 CommandError::Domain(AccountError::InvalidEmail) => bad("Invalid email"),
-                other => ApiError::internal(NS, other),
+                other => ApiError::command_failed(NS, other),
             }
         }
     })?;

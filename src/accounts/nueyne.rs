@@ -86,7 +86,7 @@ fn domain_error(err: CommandError<AccountError>) -> ApiError {
                 detail(StatusCode::CONFLICT, "Same email is already registered")
             }
         },
-        other => internal(other),
+        other => ApiError::command_failed(NS, other),
     }
 }
 

@@ -275,7 +275,7 @@ pub(crate) fn parse_status(
 pub(crate) fn command_error(ns: Namespace, err: CommandError<DeviceError>) -> ApiError {
     match err {
         CommandError::Domain(e) => device_error(ns, e),
-        e => ApiError::internal(ns, e),
+        e => ApiError::command_failed(ns, e),
     }
 }
 

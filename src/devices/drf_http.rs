@@ -230,7 +230,7 @@ fn device_error(err: DeviceError) -> ApiError {
 fn command_error(err: CommandError<DeviceError>) -> ApiError {
     match err {
         CommandError::Domain(e) => device_error(e),
-        e => internal(e),
+        e => ApiError::command_failed(NS, e),
     }
 }
 

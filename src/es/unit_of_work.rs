@@ -32,6 +32,9 @@ pub enum CommandError<E> {
     /// A dependent command staged in the same unit of work (e.g. a withdrawal's cascade) failed.
     #[error("cascade: {0}")]
     Cascade(String),
+    /// The command would write an event over the log's size bound; nothing was written.
+    #[error("event too large: {0}")]
+    TooLarge(String),
 }
 
 impl<E> CommandError<E> {
@@ -53,6 +56,7 @@ impl<E> CommandError<E> {
             Self::Projection(e) => CommandError::Projection(e),
             Self::Decode(e) => CommandError::Decode(e),
             Self::Cascade(s) => CommandError::Cascade(s),
+            Self::TooLarge(s) => CommandError::TooLarge(s),
         }
     }
 }
@@ -62,6 +66,7 @@ impl<E> From<AppendError> for CommandError<E> {
         match err {
             AppendError::Conflict { stream_id, .. } => Self::Conflict(stream_id),
             AppendError::PartialDuplicate(stream_id) => Self::Conflict(stream_id),
+            err @ AppendError::TooLarge { .. } => Self::TooLarge(err.to_string()),
             AppendError::Database(e)
                 if store::is_unique_violation(&e, "events_stream_version_key") =>
             {

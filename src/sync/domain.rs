@@ -3,7 +3,8 @@
 use crate::es::Aggregate;
 use chrono::{DateTime, Utc};
 use fleetstream_events::{
-    RecordingEvent, SensorSample, SyncLogEntry, SyncLogEvent, MAX_SAMPLES_PER_EVENT,
+    chunk_by_encoded_size, RecordingEvent, SensorSample, SyncLogEntry, SyncLogEvent,
+    MAX_DATA_BYTES, MAX_LOGGED_SENSOR_TYPES,
 };
 use serde::Serialize;
 use serde_json::Value;
@@ -187,10 +188,12 @@ pub fn decide_push(
         };
         seen.insert(key, slot);
     }
-    let mut rest = changed.into_iter().peekable();
-    while rest.peek().is_some() {
+    // Split by encoded size, not by count: a few large samples or many small ones alike make
+    // events under the log's bound. The session id travels in every event; leave room for it.
+    let budget = MAX_DATA_BYTES.saturating_sub(s.session_id.len() + 256);
+    for chunk in chunk_by_encoded_size(changed, budget) {
         let (mut inserted, mut updated) = (Vec::new(), Vec::new());
-        for (sample, is_new) in rest.by_ref().take(MAX_SAMPLES_PER_EVENT) {
+        for (sample, is_new) in chunk {
             if is_new {
                 inserted.push(sample)
             } else {
@@ -216,7 +219,10 @@ pub fn decide_push(
             updated: counts.updated,
             duplicates: counts.duplicates,
             errors: counts.errors,
-            sensor_types: sensor_types.into_iter().collect(),
+            sensor_types: sensor_types
+                .into_iter()
+                .take(MAX_LOGGED_SENSOR_TYPES)
+                .collect(),
             bytes: cmd.bytes,
             logged_at: cmd.now,
         },
@@ -260,6 +266,7 @@ pub fn decide_log_pull(cmd: LogPull) -> Vec<SyncLogEvent> {
 mod tests {
     use super::*;
     use chrono::TimeZone;
+    use fleetstream_events::DomainEvent;
     use serde_json::json;
 
     fn at(h: u32) -> DateTime<Utc> {
@@ -393,24 +400,58 @@ mod tests {
     }
 
     #[test]
-    fn large_pushes_are_split_into_bounded_events() {
-        let samples = (0..4_500).map(|t| sample("gps", t, 1.0)).collect();
+    fn large_pushes_are_split_by_encoded_size_into_bounded_events() {
+        // given no session, when a push carries 2,000 samples of ~1 KB each (~2 MB)
+        let samples: Vec<SensorSample> = (0..2_000)
+            .map(|t| SensorSample {
+                sensor_type: "accelerometer".into(),
+                timestamp: t,
+                data: json!({ "raw": "x".repeat(1_000), "t": t }),
+            })
+            .collect();
+        let decision = decide_push(
+            &Recording::default(),
+            &StoredSamples::new(),
+            push(1, session(None, None), samples.clone()),
+        )
+        .unwrap();
+        // then every event is under the bound, and together they hold every sample in order
+        let mut carried = Vec::new();
+        for event in &decision.events {
+            let envelope = fleetstream_events::encoded_len(&event.to_data())
+                + fleetstream_events::ENVELOPE_OVERHEAD_BYTES;
+            assert!(
+                envelope <= fleetstream_events::MAX_EVENT_BYTES,
+                "{envelope} bytes"
+            );
+            if let RecordingEvent::SamplesPushed { inserted, .. } = event {
+                carried.extend(inserted.iter().cloned());
+            }
+        }
+        assert!(
+            decision.events.len() > 8,
+            "the old 2,000-sample split made one 2 MB event"
+        );
+        assert_eq!(carried, samples);
+        assert_eq!(decision.counts.inserted, 2_000);
+    }
+
+    #[test]
+    fn a_sync_log_lists_a_bounded_number_of_sensor_types() {
+        let samples = (0..1_000)
+            .map(|t| sample(&format!("s{t:04}"), t, 1.0))
+            .collect();
         let decision = decide_push(
             &Recording::default(),
             &StoredSamples::new(),
             push(1, session(None, None), samples),
         )
         .unwrap();
-        let sizes: Vec<usize> = decision
-            .events
-            .iter()
-            .filter_map(|e| match e {
-                RecordingEvent::SamplesPushed { inserted, .. } => Some(inserted.len()),
-                _ => None,
-            })
-            .collect();
-        assert_eq!(sizes, vec![2_000, 2_000, 500]);
-        assert_eq!(decision.counts.inserted, 4_500);
+        let Some(RecordingEvent::SyncLogged { log }) = decision.events.last() else {
+            panic!("a push ends with its sync log");
+        };
+        assert_eq!(log.sensor_types.len(), MAX_LOGGED_SENSOR_TYPES);
+        assert_eq!(log.inserted, 1_000);
     }
 
     #[test]

@@ -12,11 +12,18 @@ use crate::state::AppState;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use chrono::{DateTime, NaiveDateTime, SecondsFormat, Utc};
-use fleetstream_events::{EventMetadata, SensorSample};
+use fleetstream_events::{
+    encoded_len, EventMetadata, SensorSample, MAX_SAMPLE_BYTES, MAX_SENSOR_TYPE_CHARS,
+};
 use serde_json::{json, Map, Value};
 use std::collections::{BTreeSet, HashMap};
 
 const NS: Namespace = Namespace::KooDtx;
+
+/// Bounds on the session part of a push: it travels in the log with every push.
+const MAX_SESSION_ID_CHARS: usize = 128;
+const MAX_NOTES_CHARS: usize = 4096;
+const MAX_ENABLED_SENSORS: usize = 64;
 
 fn bad_request(message: &str) -> ApiError {
     ApiError::error(StatusCode::BAD_REQUEST, message)
@@ -75,6 +82,9 @@ fn optional<'a>(object: &'a Map<String, Value>, key: &str) -> Option<&'a Value> 
 
 fn parse_session(session: &Map<String, Value>) -> Result<SessionInput, ApiError> {
     let session_id = match optional(session, "session_id") {
+        Some(Value::String(s)) if s.chars().count() > MAX_SESSION_ID_CHARS => {
+            return Err(invalid_format())
+        }
         Some(Value::String(s)) if !s.trim().is_empty() => s.clone(),
         Some(Value::Number(n)) => n.to_string(),
         Some(Value::String(_)) | None => {
@@ -103,10 +113,17 @@ fn parse_session(session: &Map<String, Value>) -> Result<SessionInput, ApiError>
     };
     let enabled_sensors = match optional(session, "enabled_sensors") {
         None => None,
+        Some(Value::Array(items)) if items.len() > MAX_ENABLED_SENSORS => {
+            return Err(invalid_format())
+        }
         Some(Value::Array(items)) => Some(
             items
                 .iter()
-                .map(|v| v.as_str().map(str::to_owned))
+                .map(|v| {
+                    v.as_str()
+                        .filter(|s| s.chars().count() <= MAX_SENSOR_TYPE_CHARS)
+                        .map(str::to_owned)
+                })
                 .collect::<Option<Vec<_>>>()
                 .ok_or_else(invalid_format)?,
         ),
@@ -123,7 +140,7 @@ fn parse_session(session: &Map<String, Value>) -> Result<SessionInput, ApiError>
     };
     let notes = match optional(session, "notes") {
         None => None,
-        Some(Value::String(s)) => Some(s.clone()),
+        Some(Value::String(s)) if s.chars().count() <= MAX_NOTES_CHARS => Some(s.clone()),
         Some(_) => return Err(invalid_format()),
     };
     Ok(SessionInput {
@@ -137,13 +154,14 @@ fn parse_session(session: &Map<String, Value>) -> Result<SessionInput, ApiError>
     })
 }
 
-/// A well-formed sample, or `None` (counted in `errors`, like the original server).
+/// A well-formed sample, or `None` (counted in `errors`, like the original server). A sample
+/// over the size bound is not well-formed: the log never holds one.
 fn parse_sample(item: Value) -> Option<SensorSample> {
     let Value::Object(mut item) = item else {
         return None;
     };
     let sensor_type = match item.remove("sensor_type") {
-        Some(Value::String(s)) if !s.is_empty() => s,
+        Some(Value::String(s)) if !s.is_empty() && s.chars().count() <= MAX_SENSOR_TYPE_CHARS => s,
         _ => return None,
     };
     let timestamp = match item.get("timestamp") {
@@ -156,11 +174,12 @@ fn parse_sample(item: Value) -> Option<SensorSample> {
         None | Some(Value::Null) => json!({}),
         Some(data) => data,
     };
-    Some(SensorSample {
+    let sample = SensorSample {
         sensor_type,
         timestamp,
         data,
-    })
+    };
+    (encoded_len(&sample) <= MAX_SAMPLE_BYTES).then_some(sample)
 }
 
 pub async fn push(
@@ -199,7 +218,7 @@ pub async fn push(
     .await
     .map_err(|err| match err {
         CommandError::Domain(SyncError::Forbidden) => forbidden(),
-        other => internal(other),
+        other => ApiError::command_failed(NS, other),
     })?;
     let c = receipt.counts;
     Ok(Json(json!({

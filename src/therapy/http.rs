@@ -33,6 +33,7 @@ impl From<TherapyError> for ApiError {
             RealUserDeleteFailed => d(StatusCode::CONFLICT, "Real user delete failed"),
             Invalid(field, msg) => ApiError::validation(NS, &["body", field], msg, "value_error"),
             Conflict => d(StatusCode::CONFLICT, "Update Device Log Failed"),
+            TooLarge(e) => ApiError::command_failed(NS, crate::es::CommandError::<()>::TooLarge(e)),
             Internal(e) => ApiError::internal(NS, e),
         }
     }
@@ -407,6 +408,9 @@ pub async fn update_alias(
     Ok(Json(row.nueyne_json()))
 }
 
+/// A device's log text travels inside its treatment event; it must leave room for the rest.
+const MAX_LOG_DATA_BYTES: usize = 192 * 1024;
+
 #[derive(Debug, Deserialize)]
 pub struct DetailData {
     treatment_date: String,
@@ -474,6 +478,17 @@ fn entries(items: Vec<DevlogItem>) -> Result<Vec<DevlogEntry>, ApiError> {
                     "datetime_parsing",
                 )
             })?;
+            if d.log_data
+                .as_ref()
+                .is_some_and(|s| s.len() > MAX_LOG_DATA_BYTES)
+            {
+                return Err(ApiError::validation(
+                    NS,
+                    &["body", &i.to_string(), "detail_data", "log_data"],
+                    format!("String should have at most {MAX_LOG_DATA_BYTES} characters"),
+                    "string_too_long",
+                ));
+            }
             Ok(DevlogEntry {
                 device_id: item.device_id,
                 unique_id: item.unique_id,

@@ -28,6 +28,8 @@ pub enum TherapyError {
     RealUserDeleteFailed,
     Invalid(&'static str, &'static str),
     Conflict,
+    /// An event over the log's size bound; nothing was written.
+    TooLarge(String),
     Internal(String),
 }
 
@@ -35,6 +37,7 @@ impl<E: std::fmt::Debug> From<CommandError<E>> for TherapyError {
     fn from(err: CommandError<E>) -> Self {
         match err {
             CommandError::Conflict(_) => TherapyError::Conflict,
+            CommandError::TooLarge(e) => TherapyError::TooLarge(e),
             e => TherapyError::Internal(format!("{e:?}")),
         }
     }

@@ -104,15 +104,16 @@ pub fn decide_movement(
     samples: Vec<MovementSample>,
     now: DateTime<Utc>,
 ) -> Vec<TreatmentEvent> {
-    if samples.is_empty() {
-        return vec![];
-    }
-    vec![TreatmentEvent::MovementRecorded {
-        device_id,
-        real_user_id,
-        samples,
-        at: now,
-    }]
+    // Split by encoded size: a long upload becomes several events, each under the log's bound.
+    fleetstream_events::chunk_by_encoded_size(samples, fleetstream_events::MAX_DATA_BYTES - 256)
+        .into_iter()
+        .map(|samples| TreatmentEvent::MovementRecorded {
+            device_id,
+            real_user_id,
+            samples,
+            at: now,
+        })
+        .collect()
 }
 
 /// Parses `treatment_date` as sent: ISO 8601 with or without an offset (an offset is
@@ -236,6 +237,31 @@ mod tests {
         }];
         assert_json_snapshot!(decide_movement(2, 5, samples, now()));
         assert!(decide_movement(2, 5, vec![], now()).is_empty());
+    }
+
+    #[test]
+    fn given_a_long_movement_upload_when_recording_then_split_into_bounded_events() {
+        let samples: Vec<MovementSample> = (0..40_000)
+            .map(|t| MovementSample {
+                val: t % 100,
+                timestamp: 1_736_411_840 + t,
+            })
+            .collect();
+        let events = decide_movement(2, 5, samples.clone(), now());
+        assert!(events.len() > 1);
+        let mut carried = Vec::new();
+        for event in &events {
+            use fleetstream_events::DomainEvent;
+            assert!(
+                fleetstream_events::encoded_len(&event.to_data())
+                    <= fleetstream_events::MAX_DATA_BYTES
+            );
+            let TreatmentEvent::MovementRecorded { samples, .. } = event else {
+                panic!("only movement events");
+            };
+            carried.extend(samples.iter().copied());
+        }
+        assert_eq!(carried, samples);
     }
 
     #[test]

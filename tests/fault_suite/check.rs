@@ -19,7 +19,9 @@ pub struct Audit {
 
 impl Audit {
     pub fn lost(&self) -> usize {
-        self.missing_from_log.len().max(self.missing_from_read_model.len())
+        self.missing_from_log
+            .len()
+            .max(self.missing_from_read_model.len())
     }
 
     pub fn assert_nothing_lost(&self) {
@@ -49,7 +51,11 @@ pub async fn audit(pool: &PgPool, ledger: &Ledger) -> Audit {
         ..Default::default()
     };
 
-    let device_streams: Vec<String> = ledger.devices.iter().map(|id| format!("device-{id}")).collect();
+    let device_streams: Vec<String> = ledger
+        .devices
+        .iter()
+        .map(|id| format!("device-{id}"))
+        .collect();
     let logged: HashSet<String> = sqlx::query_scalar(
         "SELECT stream_id FROM events WHERE stream_id = ANY($1) AND event_type = 'DeviceRegistered'",
     )
@@ -59,7 +65,9 @@ pub async fn audit(pool: &PgPool, ledger: &Ledger) -> Audit {
     .unwrap()
     .into_iter()
     .collect();
-    audit.missing_from_log.extend(missing(device_streams, &logged, "device"));
+    audit
+        .missing_from_log
+        .extend(missing(device_streams, &logged, "device"));
     let rows: HashSet<i64> = sqlx::query_scalar("SELECT id FROM devices WHERE id = ANY($1)")
         .bind(&ledger.devices)
         .fetch_all(pool)
@@ -67,9 +75,15 @@ pub async fn audit(pool: &PgPool, ledger: &Ledger) -> Audit {
         .unwrap()
         .into_iter()
         .collect();
-    audit.missing_from_read_model.extend(missing(ledger.devices.iter().copied(), &rows, "device"));
+    audit
+        .missing_from_read_model
+        .extend(missing(ledger.devices.iter().copied(), &rows, "device"));
 
-    let account_streams: Vec<String> = ledger.accounts.iter().map(|id| format!("account-{id}")).collect();
+    let account_streams: Vec<String> = ledger
+        .accounts
+        .iter()
+        .map(|id| format!("account-{id}"))
+        .collect();
     let logged: HashSet<String> = sqlx::query_scalar(
         "SELECT stream_id FROM events WHERE stream_id = ANY($1) AND stream_version = 1",
     )
@@ -79,7 +93,9 @@ pub async fn audit(pool: &PgPool, ledger: &Ledger) -> Audit {
     .unwrap()
     .into_iter()
     .collect();
-    audit.missing_from_log.extend(missing(account_streams, &logged, "account"));
+    audit
+        .missing_from_log
+        .extend(missing(account_streams, &logged, "account"));
     let rows: HashSet<i64> = sqlx::query_scalar("SELECT id FROM accounts WHERE id = ANY($1)")
         .bind(&ledger.accounts)
         .fetch_all(pool)
@@ -87,7 +103,11 @@ pub async fn audit(pool: &PgPool, ledger: &Ledger) -> Audit {
         .unwrap()
         .into_iter()
         .collect();
-    audit.missing_from_read_model.extend(missing(ledger.accounts.iter().copied(), &rows, "account"));
+    audit.missing_from_read_model.extend(missing(
+        ledger.accounts.iter().copied(),
+        &rows,
+        "account",
+    ));
 
     let sessions: Vec<String> = ledger
         .samples
@@ -108,8 +128,13 @@ pub async fn audit(pool: &PgPool, ledger: &Ledger) -> Audit {
     .unwrap()
     .into_iter()
     .collect();
-    audit.missing_from_log.extend(missing(ledger.samples.iter().cloned(), &logged, "sample"));
-    let plain: Vec<String> = sessions.iter().map(|s| s["recording-".len()..].to_owned()).collect();
+    audit
+        .missing_from_log
+        .extend(missing(ledger.samples.iter().cloned(), &logged, "sample"));
+    let plain: Vec<String> = sessions
+        .iter()
+        .map(|s| s["recording-".len()..].to_owned())
+        .collect();
     let rows: HashSet<SampleKey> = sqlx::query_as::<_, (String, String, i64)>(
         "SELECT session_id, sensor_type, timestamp FROM sensor_samples WHERE session_id = ANY($1)",
     )
@@ -119,9 +144,17 @@ pub async fn audit(pool: &PgPool, ledger: &Ledger) -> Audit {
     .unwrap()
     .into_iter()
     .collect();
-    audit.missing_from_read_model.extend(missing(ledger.samples.iter().cloned(), &rows, "sample"));
+    audit
+        .missing_from_read_model
+        .extend(missing(ledger.samples.iter().cloned(), &rows, "sample"));
 
-    let devices: Vec<i64> = ledger.devlogs.iter().map(|(d, _)| *d).collect::<HashSet<_>>().into_iter().collect();
+    let devices: Vec<i64> = ledger
+        .devlogs
+        .iter()
+        .map(|(d, _)| *d)
+        .collect::<HashSet<_>>()
+        .into_iter()
+        .collect();
     let streams: Vec<String> = devices.iter().map(|d| format!("treatment-{d}")).collect();
     let logged: HashSet<(i64, i64)> = sqlx::query_as::<_, (i64, i64)>(
         "SELECT (data->>'device_id')::bigint, (data->'record'->>'log_file_id')::bigint
@@ -134,7 +167,9 @@ pub async fn audit(pool: &PgPool, ledger: &Ledger) -> Audit {
     .unwrap()
     .into_iter()
     .collect();
-    audit.missing_from_log.extend(missing(ledger.devlogs.iter().copied(), &logged, "devlog"));
+    audit
+        .missing_from_log
+        .extend(missing(ledger.devlogs.iter().copied(), &logged, "devlog"));
     let rows: HashSet<(i64, i64)> = sqlx::query_as::<_, (i64, i64)>(
         "SELECT device_id, log_file_id FROM treatment_logs
          WHERE device_id = ANY($1) AND log_file_id IS NOT NULL AND NOT is_temp",
@@ -145,7 +180,9 @@ pub async fn audit(pool: &PgPool, ledger: &Ledger) -> Audit {
     .unwrap()
     .into_iter()
     .collect();
-    audit.missing_from_read_model.extend(missing(ledger.devlogs.iter().copied(), &rows, "devlog"));
+    audit
+        .missing_from_read_model
+        .extend(missing(ledger.devlogs.iter().copied(), &rows, "devlog"));
     audit
 }
 
@@ -160,7 +197,9 @@ pub async fn lags(pool: &PgPool) -> Vec<(String, i64, Option<String>)> {
             .unwrap();
         out.push((s.name, s.lag_events, s.last_error));
     }
-    let s = fleetstream_projections::status(&mut conn, RELAY_NAME, None).await.unwrap();
+    let s = fleetstream_projections::status(&mut conn, RELAY_NAME, None)
+        .await
+        .unwrap();
     out.push((s.name, s.lag_events, s.last_error));
     out
 }
@@ -200,7 +239,9 @@ pub struct Published {
 
 /// Every message of `FLEET_EVENTS`, in stream order, read with an ordered consumer.
 pub async fn jetstream_messages(nats_url: &str) -> Vec<Published> {
-    let client = async_nats::connect(nats_url).await.expect("connect to NATS");
+    let client = async_nats::connect(nats_url)
+        .await
+        .expect("connect to NATS");
     let js = async_nats::jetstream::new(client);
     let mut stream = js.get_stream(STREAM_NAME).await.expect("FLEET_EVENTS");
     let total = stream.info().await.expect("stream info").state.messages;
@@ -270,7 +311,10 @@ pub async fn delivery(pool: &PgPool, nats_url: &str) -> Delivery {
         *seen.entry(p.msg_id.as_str()).or_default() += 1;
     }
     let duplicates = seen.values().map(|n| n - 1).sum();
-    let missing = log.iter().filter(|id| !seen.contains_key(id.as_str())).count();
+    let missing = log
+        .iter()
+        .filter(|id| !seen.contains_key(id.as_str()))
+        .count();
     let mut first_seen = HashSet::new();
     let order: Vec<&str> = published
         .iter()
@@ -284,6 +328,9 @@ pub async fn delivery(pool: &PgPool, nats_url: &str) -> Delivery {
         missing,
         duplicates,
         in_log_order: order == log_order,
-        reduced: published.iter().filter(|p| p.payload_omitted.is_some()).count(),
+        reduced: published
+            .iter()
+            .filter(|p| p.payload_omitted.is_some())
+            .count(),
     }
 }

@@ -38,7 +38,12 @@ pub fn http_client() -> reqwest::Client {
         .unwrap()
 }
 
-async fn post(http: &reqwest::Client, url: String, token: Option<&str>, body: Value) -> (u16, Value) {
+async fn post(
+    http: &reqwest::Client,
+    url: String,
+    token: Option<&str>,
+    body: Value,
+) -> (u16, Value) {
     let mut req = http.post(url).json(&body);
     if let Some(token) = token {
         req = req.bearer_auth(token);
@@ -146,7 +151,10 @@ pub struct Ledger {
 
 impl Ledger {
     pub fn acknowledged(&self) -> u64 {
-        self.devices.len() as u64 + self.accounts.len() as u64 + self.pushes + self.devlogs.len() as u64
+        self.devices.len() as u64
+            + self.accounts.len() as u64
+            + self.pushes
+            + self.devlogs.len() as u64
     }
 
     fn merge(&mut self, other: Ledger) {
@@ -258,8 +266,10 @@ async fn one_command(fleet: &Fleet, index: usize, k: i64, started: Instant, ledg
         n if n % 10 < 4 => {
             let from = 1_700_000_000_000 + k * 1000;
             let samples: Vec<Value> = (0..SAMPLES_PER_PUSH)
-                .map(|i| json!({"sensor_type": "accelerometer", "timestamp": from + i,
-                                "data": {"x": k, "y": i, "z": 9.8}}))
+                .map(|i| {
+                    json!({"sensor_type": "accelerometer", "timestamp": from + i,
+                                "data": {"x": k, "y": i, "z": 9.8}})
+                })
                 .collect();
             let keys = (0..SAMPLES_PER_PUSH)
                 .map(|i| (client.session.clone(), "accelerometer".to_owned(), from + i))
@@ -284,7 +294,12 @@ async fn one_command(fleet: &Fleet, index: usize, k: i64, started: Instant, ledg
         ),
         _ => {
             let minute = k % 1440;
-            let date = format!("2025-03-{:02}T{:02}:{:02}:00", 1 + k / 1440 % 28, minute / 60, minute % 60);
+            let date = format!(
+                "2025-03-{:02}T{:02}:{:02}:00",
+                1 + k / 1440 % 28,
+                minute / 60,
+                minute % 60
+            );
             (
                 Namespace::Other,
                 format!("{base}/api/v2/addnox/device/devlog"),
@@ -330,7 +345,9 @@ async fn one_command(fleet: &Fleet, index: usize, k: i64, started: Instant, ledg
             }
             Created::Device => ledger.devices.push(body["id"].as_i64().expect("device id")),
             Created::Devlog(device, file) => ledger.devlogs.push((device, file)),
-            Created::Account => ledger.accounts.push(body["user"]["id"].as_i64().expect("user id")),
+            Created::Account => ledger
+                .accounts
+                .push(body["user"]["id"].as_i64().expect("user id")),
         },
         503 => {
             let want = match ns {
@@ -340,9 +357,13 @@ async fn one_command(fleet: &Fleet, index: usize, k: i64, started: Instant, ledg
             if body == want && retry_after {
                 ledger.unavailable += 1;
             } else {
-                ledger.unexpected.push(format!("503 from {url} with {body} (Retry-After: {retry_after})"));
+                ledger.unexpected.push(format!(
+                    "503 from {url} with {body} (Retry-After: {retry_after})"
+                ));
             }
         }
-        _ => ledger.unexpected.push(format!("{status} from {url}: {body}")),
+        _ => ledger
+            .unexpected
+            .push(format!("{status} from {url}: {body}")),
     }
 }

@@ -88,7 +88,12 @@ pub struct ClusterRoutes {
 
 /// The repository's `nats.conf` with this node's name, port and store, without the MQTT block
 /// (Mosquitto holds 1883 here and no scenario speaks MQTT), plus cluster routes when given.
-pub fn nats_config(name: &str, port: u16, store_dir: &Path, cluster: Option<&ClusterRoutes>) -> String {
+pub fn nats_config(
+    name: &str,
+    port: u16,
+    store_dir: &Path,
+    cluster: Option<&ClusterRoutes>,
+) -> String {
     let repo = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/nats.conf"))
         .expect("nats.conf");
     let mut out = String::new();
@@ -115,7 +120,10 @@ pub fn nats_config(name: &str, port: u16, store_dir: &Path, cluster: Option<&Clu
         out.push_str(&rewritten);
         out.push('\n');
     }
-    assert!(out.contains(&format!("listen: 127.0.0.1:{port}")), "nats.conf changed shape:\n{out}");
+    assert!(
+        out.contains(&format!("listen: 127.0.0.1:{port}")),
+        "nats.conf changed shape:\n{out}"
+    );
     if let Some(cluster) = cluster {
         let routes: Vec<String> = cluster
             .peers
@@ -219,7 +227,9 @@ impl Database {
     pub async fn create(server_url: &str) -> Self {
         let name = format!("fault_{}", Uuid::now_v7().simple());
         let admin_url = with_database(server_url, "postgres");
-        let admin = sqlx::PgPool::connect(&admin_url).await.expect("admin connection");
+        let admin = sqlx::PgPool::connect(&admin_url)
+            .await
+            .expect("admin connection");
         sqlx::query(&format!("CREATE DATABASE \"{name}\""))
             .execute(&admin)
             .await
@@ -242,9 +252,12 @@ impl Database {
 
     pub async fn drop_now(self) {
         if let Ok(admin) = sqlx::PgPool::connect(&self.admin_url).await {
-            let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)", self.name))
-                .execute(&admin)
-                .await;
+            let _ = sqlx::query(&format!(
+                "DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)",
+                self.name
+            ))
+            .execute(&admin)
+            .await;
             admin.close().await;
         }
     }
@@ -263,7 +276,8 @@ fn pg_bin_dir() -> PathBuf {
             .and_then(|v| v.parse::<u32>().ok())
             .unwrap_or(0)
     });
-    dirs.pop().expect("a Postgres with initdb under /usr/lib/postgresql")
+    dirs.pop()
+        .expect("a Postgres with initdb under /usr/lib/postgresql")
 }
 
 fn running_as_root() -> bool {
@@ -322,10 +336,20 @@ impl PrivatePostgres {
             .command("initdb")
             .arg("-D")
             .arg(&pg.data)
-            .args(["--auth=trust", "--username=postgres", "-E", "UTF8", "--no-sync"])
+            .args([
+                "--auth=trust",
+                "--username=postgres",
+                "-E",
+                "UTF8",
+                "--no-sync",
+            ])
             .output()
             .expect("initdb");
-        assert!(out.status.success(), "initdb: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "initdb: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         pg.resume().await;
         pg
     }
@@ -363,7 +387,11 @@ impl PrivatePostgres {
             .args(["-m", "fast", "-w", "stop"])
             .output()
             .expect("pg_ctl stop");
-        assert!(out.status.success(), "pg_ctl stop: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "pg_ctl stop: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         self.running = false;
     }
 

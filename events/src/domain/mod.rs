@@ -12,6 +12,7 @@ pub use device::{DeviceChanges, DeviceEvent, DeviceLifecycle, DeviceSpec};
 pub use message::MessageEvent;
 pub use patient::{PatientChanges, PatientEvent, PatientProfile};
 pub use recording::{
-    RecordingEvent, SensorSample, SyncLogEntry, SyncLogEvent, MAX_SAMPLES_PER_EVENT,
+    RecordingEvent, SensorSample, SyncLogEntry, SyncLogEvent, MAX_LOGGED_SENSOR_TYPES,
+    MAX_SAMPLE_BYTES, MAX_SENSOR_TYPE_CHARS,
 };
 pub use treatment::{MovementSample, TreatmentEvent, TreatmentRecord};

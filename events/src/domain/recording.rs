@@ -6,9 +6,16 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-/// At most this many samples travel in one `SamplesPushed` event; larger pushes are split so
-/// no single log row grows without bound.
-pub const MAX_SAMPLES_PER_EVENT: usize = 2_000;
+/// The largest sample (its JSON) a push may carry; larger ones are refused (counted in
+/// `errors`). Pushes are split into `SamplesPushed` events by encoded size, so every event stays
+/// under [`crate::MAX_EVENT_BYTES`] however large the push.
+pub const MAX_SAMPLE_BYTES: usize = 64 * 1024;
+
+/// Longest `sensor_type` a sample may name (longer: counted in `errors`).
+pub const MAX_SENSOR_TYPE_CHARS: usize = 64;
+
+/// A sync log lists at most this many sensor types (the first, sorted); the counts stay exact.
+pub const MAX_LOGGED_SENSOR_TYPES: usize = 256;
 
 /// One sensor reading, keyed `(session, sensor_type, timestamp)`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
