@@ -241,3 +241,115 @@ async fn postgres_restarted_under_load() {
     pool.close().await;
     drop(pg);
 }
+
+/// Polls `/api/v1/system/health` until `stop`; returns (status field, seconds it took) of each.
+async fn watch_health(
+    http: reqwest::Client,
+    url: String,
+    stop: tokio_util::sync::CancellationToken,
+) -> Vec<(String, f64)> {
+    let mut seen = Vec::new();
+    while !stop.is_cancelled() {
+        let asked = Instant::now();
+        let status = match http.get(&url).send().await {
+            Ok(r) => r
+                .json::<Value>()
+                .await
+                .ok()
+                .and_then(|b| b["status"].as_str().map(str::to_owned))
+                .unwrap_or_else(|| "unreadable".into()),
+            Err(_) => "no answer".into(),
+        };
+        seen.push((status, asked.elapsed().as_secs_f64()));
+        tokio::select! {
+            _ = stop.cancelled() => {}
+            _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+        }
+    }
+    seen
+}
+
+/// NATS down for `NATS_OUTAGE` under load. The issue asks for 60 s; CI runs 15 s (set
+/// `FLEET_FAULT_NATS_OUTAGE_SECS=60` for the full length).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nats_stopped_under_load() {
+    let _serial = serial();
+    let outage = Duration::from_secs(
+        std::env::var("FLEET_FAULT_NATS_OUTAGE_SECS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(15),
+    );
+    let mut rig = Rig::start().await;
+    let fleet = Arc::new(Fleet::setup(&rig.server.base(), 12).await);
+    let load = tokio::spawn(load::run(
+        fleet.clone(),
+        Plan {
+            rate: 300,
+            duration: outage + Duration::from_secs(10),
+            max_commands: 30_000,
+        },
+    ));
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    rig.nats.kill().await;
+    let stop_watch = tokio_util::sync::CancellationToken::new();
+    let watcher = tokio::spawn(watch_health(
+        fleet.http.clone(),
+        rig.server.url("/api/v1/system/health"),
+        stop_watch.clone(),
+    ));
+    tokio::time::sleep(outage).await;
+    stop_watch.cancel();
+    let health = watcher.await.unwrap();
+    let position_before: i64 = sqlx::query_scalar(
+        "SELECT coalesce(max(global_position), 0) FROM events",
+    )
+    .fetch_one(&rig.pool)
+    .await
+    .unwrap();
+    let relay_at: i64 = sqlx::query_scalar(
+        "SELECT global_position FROM projection_checkpoints WHERE name = $1",
+    )
+    .bind(fleetstream::relay::RELAY_NAME)
+    .fetch_one(&rig.pool)
+    .await
+    .unwrap();
+    let returned = Instant::now();
+    rig.nats.resume().await;
+    let ledger = load.await.unwrap();
+    let converged = check::converge(&rig.pool, Duration::from_secs(90)).await;
+    let drained = returned.elapsed();
+    let audit = check::audit(&rig.pool, &ledger).await;
+    let delivery = check::delivery(&rig.pool, &rig.nats.url()).await;
+    let degraded = health.iter().filter(|(s, _)| s == "degraded").count();
+    let slowest_health = health.iter().map(|(_, t)| *t).fold(0.0, f64::max);
+    report(
+        "NATS stopped",
+        &ledger,
+        &audit,
+        &delivery,
+        &format!(
+            "NATS down {} s (kill -9, same port and store after), backlog at return {} events, \
+             drained {:.2} s after NATS returned, health degraded in {degraded} of {} polls (slowest {slowest_health:.2} s)",
+            outage.as_secs(),
+            position_before - relay_at,
+            drained.as_secs_f64(),
+            health.len()
+        ),
+    );
+    assert_no_unexpected(&ledger);
+    assert_eq!(ledger.transport_errors, 0, "the API stopped answering: {}", ledger.summary());
+    assert!(position_before - relay_at > 100, "no backlog built up while NATS was down");
+    assert!(
+        health.iter().all(|(s, _)| s != "no answer" && s != "unreadable"),
+        "health did not answer: {health:?}"
+    );
+    // Health may need a few seconds (its lag threshold) to notice; by the end it must say so.
+    assert!(
+        health.iter().rev().take(4).all(|(s, _)| s == "degraded"),
+        "health did not report degraded while NATS was down: {health:?}"
+    );
+    audit.assert_nothing_lost();
+    delivery.assert_exactly_once();
+    rig.finish().await;
+}
