@@ -353,3 +353,66 @@ async fn nats_stopped_under_load() {
     delivery.assert_exactly_once();
     rig.finish().await;
 }
+
+/// Two server processes on one database: exactly one relays; kill -9 it and the other takes
+/// over, with no gap and no duplicate in `FLEET_EVENTS`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_relays_hand_over() {
+    let _serial = serial();
+    let mut rig = Rig::start().await;
+    // Let the first process take the relay before the second starts.
+    check::converge(&rig.pool, Duration::from_secs(30)).await;
+    let mut second = Server::start(&rig.db.url, &rig.nats.url()).await;
+    let fleet = Arc::new(Fleet::setup(&second.base(), 12).await);
+    let started = Instant::now();
+    let load = tokio::spawn(load::run(
+        fleet.clone(),
+        Plan {
+            rate: 300,
+            duration: Duration::from_secs(16),
+            max_commands: 6000,
+        },
+    ));
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let before = rig.nats.publishers().await;
+    assert_eq!(before.len(), 2, "one NATS connection per server process: {before:?}");
+    let publishing: Vec<_> = before.iter().filter(|(_, n)| *n > 0).collect();
+    assert_eq!(publishing.len(), 1, "exactly one process publishes: {before:?}");
+    let (first_cid, _) = *publishing[0];
+    rig.server.kill().await;
+    let killed = Instant::now();
+    let killed_at = started.elapsed().as_secs_f64();
+    let handover = loop {
+        let now = rig.nats.publishers().await;
+        if now.iter().any(|(cid, n)| *cid != first_cid && *n > 0) {
+            break killed.elapsed();
+        }
+        assert!(killed.elapsed() < Duration::from_secs(15), "no relay took over: {now:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let ledger = load.await.unwrap();
+    let after = rig.nats.publishers().await;
+    let converged = check::converge(&rig.pool, Duration::from_secs(60)).await;
+    let audit = check::audit(&rig.pool, &ledger).await;
+    let delivery = check::delivery(&rig.pool, &rig.nats.url()).await;
+    report(
+        "two relays",
+        &ledger,
+        &audit,
+        &delivery,
+        &format!(
+            "publishers before the kill {before:?} (cid, messages), after {after:?}; the second process \
+             published {:.2} s after the first was killed (at {killed_at:.1} s), readers at the end \
+             of the log {:.2} s after the load stopped",
+            handover.as_secs_f64(),
+            converged.as_secs_f64()
+        ),
+    );
+    assert_no_unexpected(&ledger);
+    assert_eq!(ledger.transport_errors, 0, "{}", ledger.summary());
+    assert!(handover < Duration::from_secs(8), "handover took {handover:?}");
+    audit.assert_nothing_lost();
+    delivery.assert_exactly_once();
+    second.kill().await;
+    rig.finish().await;
+}

@@ -91,6 +91,7 @@ pub struct ClusterRoutes {
 pub fn nats_config(
     name: &str,
     port: u16,
+    monitor_port: u16,
     store_dir: &Path,
     cluster: Option<&ClusterRoutes>,
 ) -> String {
@@ -124,6 +125,8 @@ pub fn nats_config(
         out.contains(&format!("listen: 127.0.0.1:{port}")),
         "nats.conf changed shape:\n{out}"
     );
+    // The monitoring endpoint tells which client connection publishes (`/connz`).
+    out.push_str(&format!("http: 127.0.0.1:{monitor_port}\n"));
     if let Some(cluster) = cluster {
         let routes: Vec<String> = cluster
             .peers
@@ -143,6 +146,7 @@ pub fn nats_config(
 pub struct Nats {
     child: Option<Child>,
     pub port: u16,
+    pub monitor_port: u16,
     conf: PathBuf,
     log: PathBuf,
     _dir: Scratch,
@@ -158,10 +162,12 @@ impl Nats {
         let store = dir.0.join("store");
         std::fs::create_dir_all(&store).unwrap();
         let conf = dir.0.join("nats.conf");
-        std::fs::write(&conf, nats_config(name, port, &store, cluster.as_ref())).unwrap();
+        let monitor_port = free_port();
+        std::fs::write(&conf, nats_config(name, port, monitor_port, &store, cluster.as_ref())).unwrap();
         let mut nats = Self {
             child: None,
             port,
+            monitor_port,
             log: dir.0.join("nats.log"),
             conf,
             _dir: dir,
@@ -200,6 +206,24 @@ impl Nats {
 
     pub fn url(&self) -> String {
         format!("nats://127.0.0.1:{}", self.port)
+    }
+
+    /// Client connections with the messages each has published (`/connz` `in_msgs`).
+    pub async fn publishers(&self) -> Vec<(u64, u64)> {
+        let connz: serde_json::Value = reqwest::get(format!("http://127.0.0.1:{}/connz", self.monitor_port))
+            .await
+            .expect("nats monitoring")
+            .json()
+            .await
+            .expect("connz json");
+        connz["connections"]
+            .as_array()
+            .map(|all| {
+                all.iter()
+                    .map(|c| (c["cid"].as_u64().unwrap_or(0), c["in_msgs"].as_u64().unwrap_or(0)))
+                    .collect()
+            })
+            .unwrap_or_default()
     }
 }
 
