@@ -38,8 +38,11 @@ struct Rig {
 
 impl Rig {
     async fn start() -> Self {
+        Self::start_on(Nats::start().await).await
+    }
+
+    async fn start_on(nats: Nats) -> Self {
         let db = Database::create(&fault_suite::procs::test_postgres_url()).await;
-        let nats = Nats::start().await;
         let server = Server::start(&db.url, &nats.url()).await;
         let pool = db.pool().await;
         Self {
@@ -414,5 +417,146 @@ async fn two_relays_hand_over() {
     audit.assert_nothing_lost();
     delivery.assert_exactly_once();
     second.kill().await;
+    rig.finish().await;
+}
+
+/// The push of the issue: one KooDTX session of 2,000 samples with ~1 KB payloads (a ~2 MB
+/// request). Returns the push's answer and the session id.
+async fn push_big_session(fleet: &Fleet) -> (u16, Value, String) {
+    let client = &fleet.clients[0];
+    let session = format!("{}-big", client.session);
+    let samples: Vec<Value> = (0..2000)
+        .map(|i| {
+            let trace: Vec<f64> = (0..70).map(|j| ((i * 70 + j) as f64 * 0.731).sin() * 9.81).collect();
+            json!({"sensor_type": "accelerometer", "timestamp": 1_710_000_000_000i64 + i * 10,
+                   "data": {"x": 0.12, "y": -0.5, "z": 9.79, "trace": trace}})
+        })
+        .collect();
+    let body = json!({"session": {"session_id": session, "start_time": "2025-11-13T00:00:00Z",
+                                  "enabled_sensors": ["accelerometer"], "sample_rate": 100},
+                      "sensor_data": samples});
+    let bytes = serde_json::to_vec(&body).unwrap().len();
+    assert!(bytes > 1_900_000, "the push is {bytes} bytes");
+    let r = fleet
+        .http
+        .post(format!("{}/api/sync/push", fleet.base))
+        .bearer_auth(&client.token)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap_or(Value::Null), session)
+}
+
+/// The push of the issue, then more load: the relay keeps going, every event of the log is in
+/// `FLEET_EVENTS` once and in order, and no event is over the 256 KiB bound.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversized_push_keeps_the_bus_moving() {
+    let _serial = serial();
+    let rig = Rig::start().await;
+    let fleet = Arc::new(Fleet::setup(&rig.server.base(), 6).await);
+    let (status, body, session) = push_big_session(&fleet).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["inserted"], 2000, "{body}");
+    let ledger = load::run(
+        fleet.clone(),
+        Plan {
+            rate: 200,
+            duration: Duration::from_secs(4),
+            max_commands: 800,
+        },
+    )
+    .await;
+    let converged = check::converge(&rig.pool, Duration::from_secs(60)).await;
+    let audit = check::audit(&rig.pool, &ledger).await;
+    let delivery = check::delivery(&rig.pool, &rig.nats.url()).await;
+    let events: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM events WHERE stream_id = $1 AND event_type = 'SamplesPushed'",
+    )
+    .bind(format!("recording-{session}"))
+    .fetch_one(&rig.pool)
+    .await
+    .unwrap();
+    // The envelopes as the relay publishes them (compact JSON), which the bound is about.
+    let largest = delivery.largest_payload;
+    let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM sensor_samples WHERE session_id = $1")
+        .bind(&session)
+        .fetch_one(&rig.pool)
+        .await
+        .unwrap();
+    report(
+        "oversized push",
+        &ledger,
+        &audit,
+        &delivery,
+        &format!(
+            "the 2,000-sample push became {events} SamplesPushed events, largest envelope in JetStream {largest} bytes; \
+             readers at the end of the log {:.2} s after the load stopped",
+            converged.as_secs_f64()
+        ),
+    );
+    assert_eq!(stored, 2000);
+    assert!(events > 1, "the push was not split");
+    assert!(
+        largest <= fleetstream_events::MAX_EVENT_BYTES,
+        "an envelope of {largest} bytes"
+    );
+    assert_no_unexpected(&ledger);
+    audit.assert_nothing_lost();
+    delivery.assert_exactly_once();
+    assert_eq!(delivery.reduced, 0, "events under the bound travel whole");
+    rig.finish().await;
+}
+
+/// A NATS whose `max_payload` (64 KiB) is below the events of the big push: those travel
+/// reduced (headers kept, `Fleet-Payload-Omitted`), and every later event still arrives, in
+/// order, exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_nats_refuses_travel_reduced() {
+    let _serial = serial();
+    let rig = Rig::start_on(Nats::start_with_max_payload(64 * 1024).await).await;
+    let fleet = Arc::new(Fleet::setup(&rig.server.base(), 6).await);
+    let (status, body, _) = push_big_session(&fleet).await;
+    assert_eq!(status, 200, "{body}");
+    let ledger = load::run(
+        fleet.clone(),
+        Plan {
+            rate: 200,
+            duration: Duration::from_secs(4),
+            max_commands: 800,
+        },
+    )
+    .await;
+    let converged = check::converge(&rig.pool, Duration::from_secs(60)).await;
+    let audit = check::audit(&rig.pool, &ledger).await;
+    let delivery = check::delivery(&rig.pool, &rig.nats.url()).await;
+    let over: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM events WHERE octet_length(data::text) > 60 * 1024",
+    )
+    .fetch_one(&rig.pool)
+    .await
+    .unwrap();
+    report(
+        "events over NATS max_payload",
+        &ledger,
+        &audit,
+        &delivery,
+        &format!(
+            "max_payload 64 KiB, {over} events over it; readers at the end of the log {:.2} s after the load stopped",
+            converged.as_secs_f64()
+        ),
+    );
+    assert!(over > 0, "no event was over max_payload");
+    // Only events near or over the limit travel reduced (jsonb's text is a little longer than
+    // the compact JSON the relay sends, so `over` is an upper bound).
+    assert!(
+        delivery.reduced > 0 && delivery.reduced as i64 <= over,
+        "{} reduced, {over} events over 60 KiB",
+        delivery.reduced
+    );
+    assert_no_unexpected(&ledger);
+    audit.assert_nothing_lost();
+    delivery.assert_exactly_once();
     rig.finish().await;
 }

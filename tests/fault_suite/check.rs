@@ -287,6 +287,8 @@ pub struct Delivery {
     pub duplicates: usize,
     pub in_log_order: bool,
     pub reduced: usize,
+    /// The largest payload a subscriber got, in bytes.
+    pub largest_payload: usize,
 }
 
 impl Delivery {
@@ -332,5 +334,6 @@ pub async fn delivery(pool: &PgPool, nats_url: &str) -> Delivery {
             .iter()
             .filter(|p| p.payload_omitted.is_some())
             .count(),
+        largest_payload: published.iter().map(|p| p.payload_len).max().unwrap_or(0),
     }
 }

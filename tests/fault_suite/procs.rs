@@ -157,6 +157,23 @@ impl Nats {
         Self::start_node("fleet-fault", free_port(), None).await
     }
 
+    /// A private server with `max_payload` set to `bytes` instead of nats.conf's value.
+    pub async fn start_with_max_payload(bytes: usize) -> Self {
+        let nats = Self::start_node("fleet-fault", free_port(), None).await;
+        let mut nats = nats;
+        nats.kill().await;
+        let conf = std::fs::read_to_string(&nats.conf).unwrap();
+        let mut kept: Vec<&str> = conf
+            .lines()
+            .filter(|l| !l.trim_start().starts_with("max_payload"))
+            .collect();
+        let line = format!("max_payload: {bytes}");
+        kept.push(&line);
+        std::fs::write(&nats.conf, kept.join("\n") + "\n").unwrap();
+        nats.resume().await;
+        nats
+    }
+
     pub async fn start_node(name: &str, port: u16, cluster: Option<ClusterRoutes>) -> Self {
         let dir = Scratch::new("nats");
         let store = dir.0.join("store");
