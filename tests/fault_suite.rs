@@ -304,19 +304,17 @@ async fn nats_stopped_under_load() {
     tokio::time::sleep(outage).await;
     stop_watch.cancel();
     let health = watcher.await.unwrap();
-    let position_before: i64 = sqlx::query_scalar(
-        "SELECT coalesce(max(global_position), 0) FROM events",
-    )
-    .fetch_one(&rig.pool)
-    .await
-    .unwrap();
-    let relay_at: i64 = sqlx::query_scalar(
-        "SELECT global_position FROM projection_checkpoints WHERE name = $1",
-    )
-    .bind(fleetstream::relay::RELAY_NAME)
-    .fetch_one(&rig.pool)
-    .await
-    .unwrap();
+    let position_before: i64 =
+        sqlx::query_scalar("SELECT coalesce(max(global_position), 0) FROM events")
+            .fetch_one(&rig.pool)
+            .await
+            .unwrap();
+    let relay_at: i64 =
+        sqlx::query_scalar("SELECT global_position FROM projection_checkpoints WHERE name = $1")
+            .bind(fleetstream::relay::RELAY_NAME)
+            .fetch_one(&rig.pool)
+            .await
+            .unwrap();
     let returned = Instant::now();
     rig.nats.resume().await;
     let ledger = load.await.unwrap();
@@ -341,10 +339,20 @@ async fn nats_stopped_under_load() {
         ),
     );
     assert_no_unexpected(&ledger);
-    assert_eq!(ledger.transport_errors, 0, "the API stopped answering: {}", ledger.summary());
-    assert!(position_before - relay_at > 100, "no backlog built up while NATS was down");
+    assert_eq!(
+        ledger.transport_errors,
+        0,
+        "the API stopped answering: {}",
+        ledger.summary()
+    );
     assert!(
-        health.iter().all(|(s, _)| s != "no answer" && s != "unreadable"),
+        position_before - relay_at > 100,
+        "no backlog built up while NATS was down"
+    );
+    assert!(
+        health
+            .iter()
+            .all(|(s, _)| s != "no answer" && s != "unreadable"),
         "health did not answer: {health:?}"
     );
     // Health may need a few seconds (its lag threshold) to notice; by the end it must say so.
@@ -378,9 +386,17 @@ async fn two_relays_hand_over() {
     ));
     tokio::time::sleep(Duration::from_secs(5)).await;
     let before = rig.nats.publishers().await;
-    assert_eq!(before.len(), 2, "one NATS connection per server process: {before:?}");
+    assert_eq!(
+        before.len(),
+        2,
+        "one NATS connection per server process: {before:?}"
+    );
     let publishing: Vec<_> = before.iter().filter(|(_, n)| *n > 0).collect();
-    assert_eq!(publishing.len(), 1, "exactly one process publishes: {before:?}");
+    assert_eq!(
+        publishing.len(),
+        1,
+        "exactly one process publishes: {before:?}"
+    );
     let (first_cid, _) = *publishing[0];
     rig.server.kill().await;
     let killed = Instant::now();
@@ -390,7 +406,10 @@ async fn two_relays_hand_over() {
         if now.iter().any(|(cid, n)| *cid != first_cid && *n > 0) {
             break killed.elapsed();
         }
-        assert!(killed.elapsed() < Duration::from_secs(15), "no relay took over: {now:?}");
+        assert!(
+            killed.elapsed() < Duration::from_secs(15),
+            "no relay took over: {now:?}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
     let ledger = load.await.unwrap();
@@ -413,7 +432,10 @@ async fn two_relays_hand_over() {
     );
     assert_no_unexpected(&ledger);
     assert_eq!(ledger.transport_errors, 0, "{}", ledger.summary());
-    assert!(handover < Duration::from_secs(8), "handover took {handover:?}");
+    assert!(
+        handover < Duration::from_secs(8),
+        "handover took {handover:?}"
+    );
     audit.assert_nothing_lost();
     delivery.assert_exactly_once();
     second.kill().await;
@@ -427,7 +449,9 @@ async fn push_big_session(fleet: &Fleet) -> (u16, Value, String) {
     let session = format!("{}-big", client.session);
     let samples: Vec<Value> = (0..2000)
         .map(|i| {
-            let trace: Vec<f64> = (0..70).map(|j| ((i * 70 + j) as f64 * 0.731).sin() * 9.81).collect();
+            let trace: Vec<f64> = (0..70)
+                .map(|j| ((i * 70 + j) as f64 * 0.731).sin() * 9.81)
+                .collect();
             json!({"sensor_type": "accelerometer", "timestamp": 1_710_000_000_000i64 + i * 10,
                    "data": {"x": 0.12, "y": -0.5, "z": 9.79, "trace": trace}})
         })
@@ -480,11 +504,12 @@ async fn oversized_push_keeps_the_bus_moving() {
     .unwrap();
     // The envelopes as the relay publishes them (compact JSON), which the bound is about.
     let largest = delivery.largest_payload;
-    let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM sensor_samples WHERE session_id = $1")
-        .bind(&session)
-        .fetch_one(&rig.pool)
-        .await
-        .unwrap();
+    let stored: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM sensor_samples WHERE session_id = $1")
+            .bind(&session)
+            .fetch_one(&rig.pool)
+            .await
+            .unwrap();
     report(
         "oversized push",
         &ledger,
@@ -559,4 +584,108 @@ async fn events_nats_refuses_travel_reduced() {
     audit.assert_nothing_lost();
     delivery.assert_exactly_once();
     rig.finish().await;
+}
+
+/// Three JetStream nodes clustered on loopback, `FLEET_EVENTS` with 3 replicas; one node (the
+/// one the server was given) is killed under load: nothing lost, no duplicate. Slow (cluster
+/// election), so not in CI: `cargo test --test fault_suite -- --ignored --nocapture`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "three-node JetStream cluster; run with --ignored"]
+async fn jetstream_cluster_node_killed_under_load() {
+    use fault_suite::procs::{free_port, ClusterRoutes};
+    let _serial = serial();
+    let ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
+    let routes: Vec<u16> = (0..3).map(|_| free_port()).collect();
+    let nodes = futures::future::join_all((0..3).map(|i| {
+        let cluster = ClusterRoutes {
+            listen: routes[i],
+            peers: routes
+                .iter()
+                .enumerate()
+                .filter(|(j, _)| *j != i)
+                .map(|(_, p)| *p)
+                .collect(),
+        };
+        let (name, port) = (format!("fleet-fault-n{i}"), ports[i]);
+        async move { Nats::start_node(&name, port, Some(cluster)).await }
+    }))
+    .await;
+    let mut nodes: Vec<Nats> = nodes;
+    let urls: Vec<String> = nodes.iter().map(Nats::url).collect();
+
+    // The stream is made with 3 replicas before fleetstream starts (its relay only creates a
+    // missing stream, with the server's default of 1 replica).
+    let admin = async_nats::ConnectOptions::new()
+        .retry_on_initial_connect()
+        .connect(urls.clone())
+        .await
+        .unwrap();
+    let js = async_nats::jetstream::new(admin);
+    let created = Instant::now();
+    loop {
+        let made = js
+            .get_or_create_stream(async_nats::jetstream::stream::Config {
+                name: fleetstream::relay::STREAM_NAME.into(),
+                subjects: vec!["fleet.>".into()],
+                duplicate_window: Duration::from_secs(120),
+                num_replicas: 3,
+                ..Default::default()
+            })
+            .await;
+        match made {
+            Ok(mut stream) => {
+                let info = stream.info().await.unwrap();
+                assert_eq!(info.config.num_replicas, 3);
+                break;
+            }
+            Err(err) => {
+                assert!(
+                    created.elapsed() < Duration::from_secs(30),
+                    "no JetStream cluster: {err}"
+                );
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+        }
+    }
+
+    let db = Database::create(&fault_suite::procs::test_postgres_url()).await;
+    // One URL: the client learns the other nodes from the cluster (INFO connect_urls).
+    let server = Server::start(&db.url, &urls[0]).await;
+    let pool = db.pool().await;
+    let fleet = Arc::new(Fleet::setup(&server.base(), 12).await);
+    let load = tokio::spawn(load::run(
+        fleet.clone(),
+        Plan {
+            rate: 300,
+            duration: Duration::from_secs(20),
+            max_commands: 8000,
+        },
+    ));
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    nodes[0].kill().await;
+    let killed = Instant::now();
+    let ledger = load.await.unwrap();
+    let converged = check::converge(&pool, Duration::from_secs(90)).await;
+    let caught_up = killed.elapsed();
+    let audit = check::audit(&pool, &ledger).await;
+    let delivery = check::delivery(&pool, &urls[1]).await;
+    report(
+        "JetStream cluster, node killed",
+        &ledger,
+        &audit,
+        &delivery,
+        &format!(
+            "3 nodes, FLEET_EVENTS R3, the server's node killed at 6 s; relay at the end of the log \
+             {:.2} s after the kill ({:.2} s after the load stopped)",
+            caught_up.as_secs_f64(),
+            converged.as_secs_f64()
+        ),
+    );
+    assert_no_unexpected(&ledger);
+    assert_eq!(ledger.transport_errors, 0, "{}", ledger.summary());
+    audit.assert_nothing_lost();
+    delivery.assert_exactly_once();
+    drop(server);
+    pool.close().await;
+    db.drop_now().await;
 }

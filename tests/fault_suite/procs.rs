@@ -180,7 +180,11 @@ impl Nats {
         std::fs::create_dir_all(&store).unwrap();
         let conf = dir.0.join("nats.conf");
         let monitor_port = free_port();
-        std::fs::write(&conf, nats_config(name, port, monitor_port, &store, cluster.as_ref())).unwrap();
+        std::fs::write(
+            &conf,
+            nats_config(name, port, monitor_port, &store, cluster.as_ref()),
+        )
+        .unwrap();
         let mut nats = Self {
             child: None,
             port,
@@ -227,17 +231,23 @@ impl Nats {
 
     /// Client connections with the messages each has published (`/connz` `in_msgs`).
     pub async fn publishers(&self) -> Vec<(u64, u64)> {
-        let connz: serde_json::Value = reqwest::get(format!("http://127.0.0.1:{}/connz", self.monitor_port))
-            .await
-            .expect("nats monitoring")
-            .json()
-            .await
-            .expect("connz json");
+        let connz: serde_json::Value =
+            reqwest::get(format!("http://127.0.0.1:{}/connz", self.monitor_port))
+                .await
+                .expect("nats monitoring")
+                .json()
+                .await
+                .expect("connz json");
         connz["connections"]
             .as_array()
             .map(|all| {
                 all.iter()
-                    .map(|c| (c["cid"].as_u64().unwrap_or(0), c["in_msgs"].as_u64().unwrap_or(0)))
+                    .map(|c| {
+                        (
+                            c["cid"].as_u64().unwrap_or(0),
+                            c["in_msgs"].as_u64().unwrap_or(0),
+                        )
+                    })
                     .collect()
             })
             .unwrap_or_default()
