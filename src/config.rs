@@ -16,6 +16,8 @@ pub struct Config {
     pub admin_password: Option<String>,
     pub login_failures_per_account: u32,
     pub login_failures_per_ip: u32,
+    /// Health reports `degraded` when the relay or an async projection is further behind.
+    pub health_max_lag: Duration,
 }
 
 impl std::fmt::Debug for Config {
@@ -82,6 +84,7 @@ impl Config {
             admin_password: var("FLEET_ADMIN_PASSWORD"),
             login_failures_per_account: parsed("FLEET_LOGIN_FAILURES_PER_ACCOUNT", 5u32)?,
             login_failures_per_ip: parsed("FLEET_LOGIN_FAILURES_PER_IP", 30u32)?,
+            health_max_lag: Duration::from_secs(parsed("FLEET_HEALTH_MAX_LAG_SECS", 30u64)?),
         })
     }
 
@@ -98,6 +101,7 @@ impl Config {
             admin_password: None,
             login_failures_per_account: 5,
             login_failures_per_ip: 30,
+            health_max_lag: Duration::from_secs(30),
         }
     }
 }

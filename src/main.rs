@@ -94,7 +94,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Nats {
             command: NatsCommand::Republish { from },
         } => {
-            let client = async_nats::connect(&config.nats_url)
+            let client = async_nats::ConnectOptions::new()
+                .connect(fleetstream::nats::server_addrs(&config.nats_url)?)
                 .await
                 .with_context(|| format!("NATS_URL: cannot connect to {}", config.nats_url))?;
             let bar = progress_bar(0);
@@ -112,11 +113,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
 
 async fn connect_nats(config: &Config) -> Option<async_nats::Client> {
     // Connects in the background and keeps retrying, so the API starts even while NATS is down.
-    match async_nats::ConnectOptions::new()
-        .retry_on_initial_connect()
-        .connect(&config.nats_url)
-        .await
-    {
+    match fleetstream::nats::connect(&config.nats_url, "fleetstream").await {
         Ok(client) => Some(client),
         Err(err) => {
             tracing::warn!(error = %err, "NATS_URL unusable; events stay in the log until restart");

@@ -38,10 +38,11 @@ pub async fn spawn(
         );
     }
     if set.relay {
-        if let Some(client) = state.nats.clone() {
+        // The relay keeps its own NATS connection; `state.nats` only says NATS is configured.
+        if state.nats.is_some() {
             handles.push(tokio::spawn(crate::relay::run(
                 pool.clone(),
-                client,
+                state.config.nats_url.clone(),
                 wakeup.clone(),
                 shutdown.clone(),
             )));
@@ -79,6 +80,10 @@ async fn report_lag(state: AppState, shutdown: CancellationToken) {
                     .set(status.lag_events as f64);
                 metrics::gauge!("fleet_projection_lag_seconds", "projection" => name.clone())
                     .set(status.lag_seconds);
+                if categories.is_none() {
+                    metrics::gauge!("fleet_relay_lag_events").set(status.lag_events as f64);
+                    metrics::gauge!("fleet_relay_lag_seconds").set(status.lag_seconds);
+                }
             }
         }
         tokio::select! {

@@ -190,3 +190,101 @@ async fn garbage_bodies_on_the_app_router_never_produce_a_500(pool: sqlx::PgPool
         );
     }
 }
+
+/// A state whose NATS client is connected to the test NATS server.
+async fn state_with_nats(pool: sqlx::PgPool) -> fleetstream::state::AppState {
+    let config = fleetstream::config::Config::for_tests("postgres://unused");
+    let client = fleetstream::nats::connect(&config.nats_url, "health-test")
+        .await
+        .unwrap();
+    for _ in 0..100 {
+        if client.connection_state() == async_nats::connection::State::Connected {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    fleetstream::state::AppState::new(pool, config, Some(client))
+}
+
+#[sqlx::test(migrator = "fleetstream::db::MIGRATOR")]
+async fn health_is_degraded_with_the_reason_while_the_relay_fails(pool: sqlx::PgPool) {
+    let client = TestClient::new(state_with_nats(pool.clone()).await);
+    let healthy = client.get("/api/v1/system/health", None).await;
+    assert_eq!(healthy.status, 200);
+    assert_eq!(healthy.body["nats"], "connected");
+    assert_eq!(healthy.body["status"], "ok", "{}", healthy.text);
+    assert_eq!(healthy.body["reasons"], json!([]));
+
+    fleetstream_projections::record_error(&pool, "nats_relay", "nats: maximum payload violation")
+        .await
+        .unwrap();
+    let degraded = client.get("/api/v1/system/health", None).await;
+    assert_eq!(degraded.status, 200, "the API still answers");
+    assert_eq!(degraded.body["status"], "degraded");
+    assert_eq!(
+        degraded.body["reasons"],
+        json!(["nats_relay is failing: nats: maximum payload violation"])
+    );
+    assert_eq!(
+        degraded.body["relay"]["last_error"],
+        "nats: maximum payload violation"
+    );
+    assert!(degraded.body["relay"]["failing_since"].is_string());
+
+    // A successful batch clears it.
+    let mut conn = pool.acquire().await.unwrap();
+    fleetstream_projections::save_checkpoint(
+        &mut conn,
+        "nats_relay",
+        fleetstream_events::store::Checkpoint::default(),
+    )
+    .await
+    .unwrap();
+    let healed = client.get("/api/v1/system/health", None).await;
+    assert_eq!(healed.body["status"], "ok", "{}", healed.text);
+}
+
+#[sqlx::test(migrator = "fleetstream::db::MIGRATOR")]
+async fn a_superadmin_reads_any_event_whole_by_position(pool: sqlx::PgPool) {
+    use fleetstream_events::Role;
+    let state = testing::state(pool.clone());
+    let admin = testing::account(&state, "root@example.com", Role::Superadmin).await;
+    let user = testing::account(&state, "user@example.com", Role::User).await;
+    let client = TestClient::new(state);
+    let position: i64 = sqlx::query_scalar(
+        "SELECT global_position FROM events WHERE event_type = 'AccountRegistered' ORDER BY 1 DESC LIMIT 1",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+
+    let read = client
+        .get(
+            &format!("/api/v1/system/events/{position}"),
+            Some(&admin.token),
+        )
+        .await;
+    assert_eq!(read.status, 200, "{}", read.text);
+    assert_eq!(read.body["global_position"], position);
+    assert_eq!(read.body["event_type"], "AccountRegistered");
+    assert_eq!(read.body["data"]["profile"]["email"], "user@example.com");
+    assert_eq!(read.body["data"]["password_hash"], "[redacted]");
+
+    let forbidden = client
+        .get(
+            &format!("/api/v1/system/events/{position}"),
+            Some(&user.token),
+        )
+        .await;
+    assert_eq!(forbidden.status, 403);
+    assert_eq!(forbidden.body, json!({"detail": "Not enough permissions"}));
+    let missing = client
+        .get("/api/v1/system/events/999999", Some(&admin.token))
+        .await;
+    assert_eq!(missing.status, 404);
+    assert_eq!(missing.body, json!({"detail": "Not Found"}));
+    let anonymous = client
+        .get(&format!("/api/v1/system/events/{position}"), None)
+        .await;
+    assert_eq!(anonymous.status, 401);
+}

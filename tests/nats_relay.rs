@@ -33,7 +33,22 @@ fn nats_binary() -> PathBuf {
 
 impl NatsServer {
     async fn start(port: u16, store_dir: &Path) -> Self {
-        let child = Command::new(nats_binary())
+        Self::start_with(port, store_dir, None).await
+    }
+
+    /// A server whose `max_payload` is `max_payload` bytes.
+    async fn start_limited(port: u16, store_dir: &Path, max_payload: usize) -> Self {
+        Self::start_with(port, store_dir, Some(max_payload)).await
+    }
+
+    async fn start_with(port: u16, store_dir: &Path, max_payload: Option<usize>) -> Self {
+        let mut command = Command::new(nats_binary());
+        if let Some(max_payload) = max_payload {
+            let conf = store_dir.join("limited.conf");
+            std::fs::write(&conf, format!("max_payload: {max_payload}\n")).unwrap();
+            command.arg("-c").arg(conf);
+        }
+        let child = command
             .args(["-a", "127.0.0.1", "-p", &port.to_string(), "-js", "-sd"])
             .arg(store_dir)
             .stdout(Stdio::null())
@@ -190,7 +205,7 @@ async fn relay_publishes_in_log_order_and_survives_a_nats_restart(pool: PgPool) 
     let wakeup = Wakeup::listen(&pool, shutdown.clone()).await.unwrap();
     let relay_task = tokio::spawn(relay::run(
         pool.clone(),
-        client.clone(),
+        nats.url(),
         wakeup,
         shutdown.clone(),
     ));
@@ -259,6 +274,182 @@ async fn relay_publishes_in_log_order_and_survives_a_nats_restart(pool: PgPool) 
         .await
         .expect("relay stops on shutdown")
         .unwrap();
+    drop(nats);
+    let _ = std::fs::remove_dir_all(&store_dir);
+}
+
+/// Appends one event of category `order` whose payload holds `bytes` bytes of text.
+async fn append_order_of_size(pool: &PgPool, n: i64, bytes: usize) -> StoredEvent {
+    let mut tx = pool.begin().await.unwrap();
+    let stored = store::append(
+        &mut tx,
+        &[StreamAppend {
+            stream_id: format!("order-{}", n % 2),
+            expected: ExpectedVersion::Any,
+            events: vec![NewEvent {
+                event_id: Uuid::now_v7(),
+                event_type: "OrderPlaced".into(),
+                schema_version: 1,
+                data: serde_json::json!({ "n": n, "notes": "x".repeat(bytes) }),
+                metadata: serde_json::json!({ "actor": 7 }),
+            }],
+        }],
+    )
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    stored.into_iter().next().unwrap()
+}
+
+fn header(message: &async_nats::jetstream::message::StreamMessage, name: &str) -> Option<String> {
+    if name == "Nats-Msg-Id" {
+        return message
+            .headers
+            .get(async_nats::header::NATS_MESSAGE_ID)
+            .map(|v| v.as_str().to_owned());
+    }
+    message.headers.get(name).map(|v| v.as_str().to_owned())
+}
+
+#[sqlx::test(migrator = "fleetstream::db::MIGRATOR")]
+async fn an_event_over_the_servers_max_payload_goes_out_reduced_and_the_rest_follow_in_order(
+    pool: PgPool,
+) {
+    let metrics = fleetstream::telemetry::metrics_handle();
+    let store_dir = std::env::temp_dir().join(format!("fleet-relay-test-{}", Uuid::now_v7()));
+    std::fs::create_dir_all(&store_dir).unwrap();
+    // A server that takes at most 64 KiB per message: a legal 100 KB event does not fit.
+    let nats = NatsServer::start_limited(free_port(), &store_dir, 64 * 1024).await;
+    let mut events = append_orders(&pool, 0, 3).await;
+    let large = append_order_of_size(&pool, 3, 100_000).await;
+    events.push(large.clone());
+    events.extend(append_orders(&pool, 4, 3).await);
+
+    let shutdown = CancellationToken::new();
+    let wakeup = Wakeup::listen(&pool, shutdown.clone()).await.unwrap();
+    let relay_task = tokio::spawn(relay::run(
+        pool.clone(),
+        nats.url(),
+        wakeup,
+        shutdown.clone(),
+    ));
+    let client = async_nats::connect(nats.url()).await.unwrap();
+    let js = async_nats::jetstream::new(client);
+
+    let published = dedup_messages(&js, events.len()).await;
+    assert_in_log_order(&published, &events);
+    let reduced = &published[3];
+    let whole_bytes = serde_json::to_vec(&EventEnvelope::from(&large))
+        .unwrap()
+        .len();
+    assert_eq!(
+        header(reduced, "Fleet-Payload-Omitted"),
+        Some(whole_bytes.to_string())
+    );
+    assert_eq!(
+        header(reduced, "Fleet-Payload-Omitted-Reason").as_deref(),
+        Some("size")
+    );
+    assert_eq!(
+        header(reduced, "Fleet-Position"),
+        Some(large.global_position.to_string())
+    );
+    let envelope: EventEnvelope = serde_json::from_slice(&reduced.payload).unwrap();
+    assert_eq!(envelope.data, serde_json::Value::Null);
+    assert_eq!(envelope.event_id, large.event_id);
+    assert_eq!(
+        envelope.payload_omitted.map(|o| (o.bytes, o.reason)),
+        Some((whole_bytes as u64, "size".to_owned()))
+    );
+    // The others travel whole.
+    for (message, event) in published
+        .iter()
+        .zip(&events)
+        .filter(|(_, e)| e.event_id != large.event_id)
+    {
+        assert_eq!(header(message, "Fleet-Payload-Omitted"), None);
+        let envelope: EventEnvelope = serde_json::from_slice(&message.payload).unwrap();
+        assert_eq!(envelope, EventEnvelope::from(event));
+    }
+    // Events appended afterwards keep flowing.
+    events.extend(append_orders(&pool, 7, 2).await);
+    let all = dedup_messages(&js, events.len()).await;
+    assert_in_log_order(&all, &events);
+    assert!(
+        metrics
+            .render()
+            .contains("fleet_relay_events_reduced_total{reason=\"size\"}"),
+        "the reduced event is counted"
+    );
+
+    shutdown.cancel();
+    tokio::time::timeout(Duration::from_secs(15), relay_task)
+        .await
+        .expect("relay stops on shutdown")
+        .unwrap();
+    drop(nats);
+    let _ = std::fs::remove_dir_all(&store_dir);
+}
+
+#[sqlx::test(migrator = "fleetstream::db::MIGRATOR")]
+async fn a_message_jetstream_refuses_is_published_reduced_and_the_batch_completes(pool: PgPool) {
+    let store_dir = std::env::temp_dir().join(format!("fleet-relay-test-{}", Uuid::now_v7()));
+    std::fs::create_dir_all(&store_dir).unwrap();
+    let nats = NatsServer::start(free_port(), &store_dir).await;
+    let client = async_nats::connect(nats.url()).await.unwrap();
+    let publisher = relay::Publisher::new(client.clone()).await.unwrap();
+    // The stream's limit shrinks after the publisher read it: JetStream itself refuses.
+    let js = async_nats::jetstream::new(client);
+    let mut config = js
+        .get_stream(relay::STREAM_NAME)
+        .await
+        .unwrap()
+        .cached_info()
+        .config
+        .clone();
+    config.max_message_size = 4096;
+    js.update_stream(config).await.unwrap();
+
+    let mut events = append_orders(&pool, 0, 2).await;
+    let large = append_order_of_size(&pool, 2, 10_000).await;
+    events.push(large.clone());
+    events.extend(append_orders(&pool, 3, 2).await);
+    publisher.publish_batch(&events).await.unwrap();
+
+    let published = dedup_messages(&js, events.len()).await;
+    let reduced = published
+        .iter()
+        .find(|m| header(m, "Nats-Msg-Id") == Some(large.event_id.to_string()))
+        .unwrap_or_else(|| {
+            let seen: Vec<_> = published
+                .iter()
+                .map(|m| {
+                    (
+                        header(m, "Nats-Msg-Id"),
+                        header(m, "Fleet-Payload-Omitted-Reason"),
+                    )
+                })
+                .collect();
+            panic!(
+                "the refused event is not on the stream: {seen:?}, want {}",
+                large.event_id
+            )
+        });
+    assert_eq!(
+        header(reduced, "Fleet-Payload-Omitted-Reason").as_deref(),
+        Some("refused")
+    );
+    assert_eq!(
+        header(reduced, "Fleet-Position"),
+        Some(large.global_position.to_string())
+    );
+    let envelope: EventEnvelope = serde_json::from_slice(&reduced.payload).unwrap();
+    assert_eq!(envelope.data, serde_json::Value::Null);
+    let ids: HashSet<String> = published
+        .iter()
+        .filter_map(|m| header(m, "Nats-Msg-Id"))
+        .collect();
+    assert!(events.iter().all(|e| ids.contains(&e.event_id.to_string())));
     drop(nats);
     let _ = std::fs::remove_dir_all(&store_dir);
 }

@@ -274,6 +274,7 @@ async fn a_batch_failing_mid_way_moves_nothing_and_a_restart_resumes_exactly_onc
         batch_size: 7,
         poll_interval: Duration::from_millis(50),
         error_backoff: Duration::from_millis(50),
+        max_error_backoff: Duration::from_millis(200),
     };
     let handles =
         Runner::new(pool.clone(), vec![projection.clone()], config).spawn(wakeup, shutdown.clone());
@@ -423,4 +424,135 @@ async fn a_committed_command_wakes_listeners_after_its_commit(pool: PgPool) {
         .await
         .unwrap();
     assert_eq!(read, stored);
+}
+
+/// Fails on one event every time it is applied, while `poisoned` is set; logs the rest.
+struct PoisonedProjection {
+    poison_position: i64,
+    poisoned: std::sync::atomic::AtomicBool,
+}
+
+#[async_trait]
+impl Projection for PoisonedProjection {
+    fn name(&self) -> &'static str {
+        "test_poisoned"
+    }
+    fn categories(&self) -> &'static [&'static str] {
+        &["tally"]
+    }
+    fn tables(&self) -> &'static [&'static str] {
+        &["poisoned_log"]
+    }
+    async fn apply(
+        &self,
+        conn: &mut PgConnection,
+        events: &[StoredEvent],
+    ) -> Result<(), ProjectionError> {
+        for event in events {
+            if event.global_position == self.poison_position
+                && self.poisoned.load(std::sync::atomic::Ordering::SeqCst)
+            {
+                return Err(ProjectionError::Other("poisoned event".into()));
+            }
+            sqlx::query("INSERT INTO poisoned_log (global_position) VALUES ($1)")
+                .bind(event.global_position)
+                .execute(&mut *conn)
+                .await?;
+        }
+        Ok(())
+    }
+}
+
+#[sqlx::test(migrator = "fleetstream::db::MIGRATOR")]
+async fn a_projection_failing_on_one_event_keeps_its_checkpoint_and_blocks_no_other(pool: PgPool) {
+    create_tables(&pool).await;
+    sqlx::query("CREATE TABLE poisoned_log (global_position BIGINT PRIMARY KEY)")
+        .execute(&pool)
+        .await
+        .unwrap();
+    append_events(&pool, 30).await;
+    let poison_position = position_of_nth_event(&pool, 12).await;
+    let before_poison = position_of_nth_event(&pool, 11).await;
+    let healthy = Arc::new(TallyProjection::default());
+    let poisoned = Arc::new(PoisonedProjection {
+        poison_position,
+        poisoned: std::sync::atomic::AtomicBool::new(true),
+    });
+    let shutdown = CancellationToken::new();
+    let wakeup = Wakeup::listen(&pool, shutdown.clone()).await.unwrap();
+    let config = RunnerConfig {
+        batch_size: 10,
+        poll_interval: Duration::from_millis(50),
+        error_backoff: Duration::from_millis(20),
+        max_error_backoff: Duration::from_millis(100),
+    };
+    let projections: Vec<Arc<dyn Projection>> = vec![poisoned.clone(), healthy.clone()];
+    let handles = Runner::new(pool.clone(), projections, config).spawn(wakeup, shutdown.clone());
+
+    // The healthy projection keeps up, events appended later included.
+    wait_for_applications(&pool, 30).await;
+    append_events(&pool, 5).await;
+    wait_for_applications(&pool, 35).await;
+
+    // The poisoned one applied every event before the poison (one by one after the failed
+    // batch), stopped right before it, and says where and why.
+    let status = async {
+        loop {
+            let s = fleetstream_projections::status(
+                &mut pool.acquire().await.unwrap(),
+                "test_poisoned",
+                Some(&["tally".to_owned()]),
+            )
+            .await
+            .unwrap();
+            if s.failures >= 2 && s.position == before_poison {
+                return s;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    let s = tokio::time::timeout(Duration::from_secs(20), status)
+        .await
+        .expect("the poisoned projection never settled before its poison");
+    let error = s.last_error.clone().unwrap_or_default();
+    assert!(
+        error.contains(&format!("at position {poison_position}"))
+            && error.contains("poisoned event"),
+        "{error}"
+    );
+    assert!(s.failing_since.is_some());
+    assert_eq!(s.lag_events, 35 - 11);
+    let logged: i64 = sqlx::query_scalar("SELECT count(*) FROM poisoned_log")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(logged, 11);
+
+    // Once the event can be applied, it catches up and the error is gone.
+    poisoned
+        .poisoned
+        .store(false, std::sync::atomic::Ordering::SeqCst);
+    let recovered = async {
+        loop {
+            let s = fleetstream_projections::status(
+                &mut pool.acquire().await.unwrap(),
+                "test_poisoned",
+                Some(&["tally".to_owned()]),
+            )
+            .await
+            .unwrap();
+            if s.lag_events == 0 && s.last_error.is_none() && s.failures == 0 {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(20), recovered)
+        .await
+        .expect("the projection never recovered");
+    shutdown.cancel();
+    for handle in handles {
+        let _ = tokio::time::timeout(Duration::from_secs(5), handle).await;
+    }
+    assert_eq!(applications(&pool).await, (35, 35));
 }

@@ -476,6 +476,15 @@ async fn ten_thousand_samples_in_one_push(pool: sqlx::PgPool) {
     let r = push(&ctx, "s-big", samples("accelerometer", 0, 10_000, 0.1)).await;
     assert_eq!(r.status, 200, "{}", r.text);
     assert_eq!(counts(&r), (10_000, 10_000, 0, 0));
+    let sample_events = || async {
+        sqlx::query_scalar::<_, i64>(
+            "SELECT count(*) FROM events WHERE event_type = 'SamplesPushed'",
+        )
+        .fetch_one(&pool)
+        .await
+        .unwrap()
+    };
+    let after_first = sample_events().await;
     let again = push(&ctx, "s-big", samples("accelerometer", 0, 10_000, 0.1)).await;
     assert_eq!(counts(&again), (10_000, 0, 0, 10_000));
     let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM sensor_samples")
@@ -483,15 +492,95 @@ async fn ten_thousand_samples_in_one_push(pool: sqlx::PgPool) {
         .await
         .unwrap();
     assert_eq!(rows, 10_000);
+    assert_eq!(
+        sample_events().await,
+        after_first,
+        "the identical re-push adds no sample event"
+    );
+    assert_every_event_is_bounded(&pool).await;
+}
+
+/// Every stored event's envelope, as the relay publishes it, is under the bound.
+async fn assert_every_event_is_bounded(pool: &sqlx::PgPool) {
+    let events: Vec<fleetstream_events::StoredEvent> = sqlx::query_as(
+        "SELECT global_position, transaction_id::text::bigint AS transaction_id, stream_id, \
+                stream_version, event_id, event_type, schema_version, data, metadata, recorded_at \
+         FROM events",
+    )
+    .fetch_all(pool)
+    .await
+    .unwrap();
+    let largest = events
+        .iter()
+        .map(|e| fleetstream_events::encoded_len(&fleetstream_events::EventEnvelope::from(e)))
+        .max()
+        .unwrap_or(0);
+    assert!(
+        largest <= fleetstream_events::MAX_EVENT_BYTES,
+        "an event of {largest} bytes"
+    );
+}
+
+/// Issue 10's incident: 2,000 samples with ~1 KB payloads (a ~2 MB request, well inside the
+/// 32 MiB push limit) once made one 2.2 MB event that stopped the NATS relay.
+#[sqlx::test(migrator = "fleetstream::db::MIGRATOR")]
+async fn a_two_megabyte_push_is_split_into_bounded_events_and_rebuilds_the_same(
+    pool: sqlx::PgPool,
+) {
+    let ctx = setup(pool.clone()).await;
+    let payload = "a".repeat(1_000);
+    let large: Vec<Value> = (0..2_000)
+        .map(|i| json!({"sensor_type": "ppg", "timestamp": i, "data": {"raw": payload, "i": i}}))
+        .collect();
+    let r = push(&ctx, "s-large", large.clone()).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(counts(&r), (2_000, 2_000, 0, 0));
+    // Half of them again, changed: exact updates, and the rest duplicates.
+    let mut changed = large.clone();
+    for sample in changed.iter_mut().take(1_000) {
+        sample["data"]["i"] = json!(-1);
+    }
+    let r = push(&ctx, "s-large", changed).await;
+    assert_eq!(counts(&r), (2_000, 0, 1_000, 1_000));
+    assert_every_event_is_bounded(&pool).await;
     let events: i64 =
         sqlx::query_scalar("SELECT count(*) FROM events WHERE event_type = 'SamplesPushed'")
             .fetch_one(&pool)
             .await
             .unwrap();
-    assert_eq!(
-        events, 5,
-        "2,000 samples per event; the identical re-push adds none"
-    );
+    // 2 MB, then 1 MB of changed samples, in events of at most 256 KiB.
+    assert!(events >= 8 + 4, "{events} sample events");
+
+    let snapshot = |pool: sqlx::PgPool| async move {
+        sqlx::query_as::<_, (i64, i64, String)>(
+            "SELECT count(*), count(*) FILTER (WHERE (data->>'i')::int = -1),                     md5(string_agg(sensor_type || timestamp || data::text, ',' ORDER BY timestamp))              FROM sensor_samples WHERE session_id = 's-large'",
+        )
+        .fetch_one(&pool)
+        .await
+        .unwrap()
+    };
+    let live = snapshot(pool.clone()).await;
+    assert_eq!((live.0, live.1), (2_000, 1_000));
+    for projection in ctx.state.store.projections() {
+        fleetstream_projections::rebuild(&pool, projection.as_ref(), 500, |_| {})
+            .await
+            .unwrap();
+    }
+    assert_eq!(snapshot(pool.clone()).await, live);
+}
+
+/// A sample over the per-sample bound is refused like a malformed one (counted in `errors`);
+/// the rest of the push is recorded.
+#[sqlx::test(migrator = "fleetstream::db::MIGRATOR")]
+async fn an_oversized_sample_counts_as_an_error(pool: sqlx::PgPool) {
+    let ctx = setup(pool.clone()).await;
+    let mut data = samples("gps", 0, 3, 1.0);
+    data.push(json!({"sensor_type": "gps", "timestamp": 99, "data": {"blob": "b".repeat(70_000)}}));
+    let r = push(&ctx, "s-oversized", data).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(counts(&r), (4, 3, 0, 0));
+    assert_eq!(r.body["errors"], 1);
+    assert_every_event_is_bounded(&pool).await;
 }
 
 #[sqlx::test(migrator = "fleetstream::db::MIGRATOR")]

@@ -57,6 +57,33 @@ pub struct EventEnvelope {
     pub recorded_at: DateTime<Utc>,
     pub data: Value,
     pub metadata: Value,
+    /// Set when the relay could not publish the event whole (`data` is then null): the event
+    /// stays in the log, readable with `fleetstream events show` and the admin event read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payload_omitted: Option<OmittedPayload>,
+}
+
+/// Why and how much of an event's payload a NATS message leaves out.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OmittedPayload {
+    /// Bytes of the whole envelope that could not be published (0 when it could not be encoded).
+    pub bytes: u64,
+    /// `size` (over the server's or stream's message limit), `serialization`, or `refused`
+    /// (JetStream refused the whole message).
+    pub reason: String,
+}
+
+impl EventEnvelope {
+    /// The envelope with its payload left out: ids, positions, type and metadata stay, so
+    /// subscribers keep order and de-duplication and can fetch the event from the log.
+    pub fn omitting_payload(mut self, bytes: u64, reason: &str) -> Self {
+        self.data = Value::Null;
+        self.payload_omitted = Some(OmittedPayload {
+            bytes,
+            reason: reason.to_owned(),
+        });
+        self
+    }
 }
 
 /// Payload fields that stay in the log (replays need them) but never leave it: NATS
@@ -89,6 +116,7 @@ impl From<&StoredEvent> for EventEnvelope {
             recorded_at: e.recorded_at,
             data: redact(e.data.clone()),
             metadata: e.metadata.clone(),
+            payload_omitted: None,
         }
     }
 }

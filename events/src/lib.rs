@@ -11,7 +11,7 @@ mod size;
 pub mod store;
 
 pub use domain::*;
-pub use envelope::{EventEnvelope, EventMetadata, StoredEvent, SECRET_FIELDS};
+pub use envelope::{EventEnvelope, EventMetadata, OmittedPayload, StoredEvent, SECRET_FIELDS};
 #[doc(hidden)]
 pub use serde_json::Value as __JsonValue;
 pub use size::{

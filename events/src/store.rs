@@ -299,6 +299,17 @@ pub async fn read_stream(
         .await
 }
 
+/// One event by its global position.
+pub async fn read_position(
+    conn: &mut PgConnection,
+    position: i64,
+) -> Result<Option<StoredEvent>, sqlx::Error> {
+    sqlx::query_as(include_str!("../sql/read_position.sql"))
+        .bind(position)
+        .fetch_optional(conn)
+        .await
+}
+
 /// Up to `limit` events after `checkpoint`, in commit-safe order, optionally only from the
 /// given categories. Never returns an event while an older transaction could still commit one
 /// before it.

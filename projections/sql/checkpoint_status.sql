@@ -1,4 +1,5 @@
-SELECT c.name, c.transaction_id, c.global_position, c.updated_at, c.last_error,
+SELECT c.name, c.transaction_id, c.global_position, c.updated_at, c.last_error, c.failing_since,
+       c.failures,
        (SELECT count(*) FROM events e
          WHERE (e.transaction_id, e.global_position) > (c.transaction_id::text::xid8, c.global_position)
            AND ($2::text[] IS NULL OR e.category = ANY($2::text[]))) AS lag_events,

@@ -52,6 +52,17 @@ pub async fn save_checkpoint(
     Ok(())
 }
 
+/// Records a failed batch of a log reader; its checkpoint does not move. Cleared by the next
+/// successful [`save_checkpoint`].
+pub async fn record_error(pool: &sqlx::PgPool, name: &str, error: &str) -> Result<(), sqlx::Error> {
+    sqlx::query(include_str!("../sql/checkpoint_record_error.sql"))
+        .bind(name)
+        .bind(error)
+        .execute(pool)
+        .await?;
+    Ok(())
+}
+
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct ProjectionStatus {
     pub name: String,
@@ -60,6 +71,10 @@ pub struct ProjectionStatus {
     pub lag_seconds: f64,
     pub updated_at: Option<DateTime<Utc>>,
     pub last_error: Option<String>,
+    /// When the current run of failed batches began; `None` while healthy.
+    pub failing_since: Option<DateTime<Utc>>,
+    /// Failed batches in a row.
+    pub failures: i64,
 }
 
 /// Position and lag of one log reader (`categories` = what it reads; `None` = everything).
@@ -85,6 +100,8 @@ pub async fn status(
                     .unwrap_or(0.0),
                 updated_at: Some(r.get("updated_at")),
                 last_error: r.get("last_error"),
+                failing_since: r.get("failing_since"),
+                failures: r.get("failures"),
             }
         }
         None => ProjectionStatus {
@@ -94,6 +111,8 @@ pub async fn status(
             lag_seconds: 0.0,
             updated_at: None,
             last_error: None,
+            failing_since: None,
+            failures: 0,
         },
     })
 }

@@ -19,6 +19,21 @@ pub enum ProjectionError {
     Decode(#[from] fleetstream_events::DecodeError),
     #[error("{0}")]
     Other(String),
+    /// Applying the events at these log positions failed; the checkpoint did not move.
+    #[error("{}: {source}", positions(*.first, *.last))]
+    InBatch {
+        first: i64,
+        last: i64,
+        source: Box<ProjectionError>,
+    },
+}
+
+fn positions(first: i64, last: i64) -> String {
+    if first == last {
+        format!("at position {first}")
+    } else {
+        format!("at positions {first}..={last}")
+    }
 }
 
 /// A read model fed by the log. `apply` runs inside a transaction the runtime owns; the read

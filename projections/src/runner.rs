@@ -13,7 +13,9 @@ pub struct RunnerConfig {
     pub batch_size: i64,
     /// Fallback when a notification is missed (or held back by an older open transaction).
     pub poll_interval: Duration,
+    /// The first wait after a failed batch; it doubles up to `max_error_backoff`.
     pub error_backoff: Duration,
+    pub max_error_backoff: Duration,
 }
 
 impl Default for RunnerConfig {
@@ -22,6 +24,7 @@ impl Default for RunnerConfig {
             batch_size: 500,
             poll_interval: Duration::from_millis(250),
             error_backoff: Duration::from_secs(1),
+            max_error_backoff: Duration::from_secs(30),
         }
     }
 }
@@ -113,28 +116,46 @@ async fn run_one(
     mut wakeup: Wakeup,
     shutdown: CancellationToken,
 ) {
+    let name = projection.name();
+    let mut backoff = config.error_backoff;
+    // After a failed batch the next events go one at a time, so the failure is pinned to one
+    // event (logged with its position) and the events before it are applied.
+    let mut one_by_one: i64 = 0;
     while !shutdown.is_cancelled() {
-        match step(&pool, projection.as_ref(), config.batch_size).await {
-            Ok(Step::Applied(n)) if n as i64 >= config.batch_size => continue,
-            Ok(_) => {
+        let batch_size = if one_by_one > 0 { 1 } else { config.batch_size };
+        match step(&pool, projection.as_ref(), batch_size).await {
+            Ok(Step::Applied(n)) => {
+                backoff = config.error_backoff;
+                one_by_one = (one_by_one - n as i64).max(0);
+                if n as i64 >= batch_size {
+                    continue;
+                }
+                tokio::select! {
+                    _ = shutdown.cancelled() => break,
+                    _ = wakeup.wait_for(config.poll_interval) => {}
+                }
+            }
+            Ok(Step::HeldElsewhere) => {
                 tokio::select! {
                     _ = shutdown.cancelled() => break,
                     _ = wakeup.wait_for(config.poll_interval) => {}
                 }
             }
             Err(err) => {
-                tracing::error!(error = %err, "projection batch failed; it will be retried");
-                let _ = sqlx::query(
-                    "UPDATE projection_checkpoints SET last_error = $2 WHERE name = $1",
-                )
-                .bind(projection.name())
-                .bind(err.to_string())
-                .execute(&pool)
-                .await;
+                metrics::counter!("fleet_projection_errors_total", "projection" => name)
+                    .increment(1);
+                if batch_size > 1 {
+                    tracing::warn!(error = %err, "projection batch failed; retrying its events one by one");
+                    one_by_one = config.batch_size;
+                    continue;
+                }
+                tracing::error!(error = %err, retry_in = ?backoff, "projection failed on an event; its checkpoint stays before it");
+                let _ = checkpoint::record_error(&pool, name, &err.to_string()).await;
                 tokio::select! {
                     _ = shutdown.cancelled() => break,
-                    _ = tokio::time::sleep(config.error_backoff) => {}
+                    _ = tokio::time::sleep(backoff) => {}
                 }
+                backoff = (backoff * 2).min(config.max_error_backoff);
             }
         }
     }
@@ -170,7 +191,13 @@ pub async fn step(
         return Ok(Step::Applied(0));
     };
     let to = Checkpoint::after(last);
-    projection.apply(&mut tx, &events).await?;
+    if let Err(source) = projection.apply(&mut tx, &events).await {
+        return Err(crate::ProjectionError::InBatch {
+            first: events[0].global_position,
+            last: last.global_position,
+            source: Box::new(source),
+        });
+    }
     checkpoint::save_checkpoint(&mut tx, projection.name(), to).await?;
     tx.commit().await?;
     metrics::gauge!("fleet_projection_position", "projection" => projection.name())

@@ -1,15 +1,21 @@
 //! Health and metrics: `/api/v1/system/health` (seed 002), `/health` (seed 003), `/metrics`.
+use crate::auth::Caller;
+use crate::health;
+use crate::http::{ApiError, Namespace};
 use crate::state::AppState;
-use axum::extract::State;
+use axum::extract::{Path, State};
 use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::{Json, Router};
+use fleetstream_events::store::read_position;
+use fleetstream_events::{EventEnvelope, Role};
 use serde_json::json;
 
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/api/v1/system/health", get(system_health))
+        .route("/api/v1/system/events/{position}", get(event_by_position))
         .route("/health", get(koodtx_health))
         .route("/metrics", get(prometheus_metrics))
 }
@@ -18,43 +24,11 @@ async fn postgres_ok(state: &AppState) -> bool {
     sqlx::query("SELECT 1").execute(state.pool()).await.is_ok()
 }
 
-fn nats_state(state: &AppState) -> &'static str {
-    match &state.nats {
-        None => "disabled",
-        Some(client) => match client.connection_state() {
-            async_nats::connection::State::Connected => "connected",
-            _ => "disconnected",
-        },
-    }
-}
-
+/// 503 only when Postgres is unreachable (nothing can be served); a lagging or failing reader
+/// or a lost NATS connection is `degraded` with 200: the API still answers.
 async fn system_health(State(state): State<AppState>) -> impl IntoResponse {
-    let postgres = postgres_ok(&state).await;
-    let mut projections = Vec::new();
-    if postgres {
-        if let Ok(mut conn) = state.pool().acquire().await {
-            for projection in state.store.projections() {
-                let categories: Vec<String> = projection
-                    .categories()
-                    .iter()
-                    .map(|c| c.to_string())
-                    .collect();
-                if let Ok(status) =
-                    fleetstream_projections::status(&mut conn, projection.name(), Some(&categories))
-                        .await
-                {
-                    projections.push(json!({
-                        "name": status.name,
-                        "mode": format!("{:?}", projection.mode()).to_lowercase(),
-                        "position": status.position,
-                        "lag_events": status.lag_events,
-                    }));
-                }
-            }
-        }
-    }
-    let status = if postgres { "ok" } else { "degraded" };
-    let code = if postgres {
+    let report = health::report(&state).await;
+    let code = if report.postgres {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE
@@ -62,14 +36,42 @@ async fn system_health(State(state): State<AppState>) -> impl IntoResponse {
     (
         code,
         Json(json!({
-            "status": status,
+            "status": report.status(),
             "service": "core-api",
             "version": env!("CARGO_PKG_VERSION"),
-            "postgres": if postgres { "ok" } else { "down" },
-            "nats": nats_state(&state),
-            "projections": projections,
+            "postgres": if report.postgres { "ok" } else { "down" },
+            "nats": report.nats,
+            "projections": report.projections,
+            "relay": report.relay,
+            "reasons": report.reasons,
         })),
     )
+}
+
+/// One event of the log, whole (secret fields redacted), by its global position: what a NATS
+/// subscriber reads when the relay had to publish an event without its payload. Superadmin.
+async fn event_by_position(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(position): Path<i64>,
+) -> Result<Json<EventEnvelope>, ApiError> {
+    if caller.role != Role::Superadmin {
+        return Err(ApiError::detail(
+            StatusCode::FORBIDDEN,
+            "Not enough permissions",
+        ));
+    }
+    let mut conn = state
+        .pool()
+        .acquire()
+        .await
+        .map_err(|e| ApiError::internal(Namespace::Core, e))?;
+    let event = read_position(&mut conn, position)
+        .await
+        .map_err(|e| ApiError::internal(Namespace::Core, e))?;
+    event
+        .map(|e| Json(EventEnvelope::from(&e)))
+        .ok_or_else(|| ApiError::not_found(Namespace::Core))
 }
 
 async fn koodtx_health(State(state): State<AppState>) -> impl IntoResponse {
