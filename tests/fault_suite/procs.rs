@@ -229,15 +229,15 @@ impl Nats {
         format!("nats://127.0.0.1:{}", self.port)
     }
 
-    /// Client connections with the messages each has published (`/connz` `in_msgs`).
-    pub async fn publishers(&self) -> Vec<(u64, u64)> {
-        let connz: serde_json::Value =
-            reqwest::get(format!("http://127.0.0.1:{}/connz", self.monitor_port))
-                .await
-                .expect("nats monitoring")
-                .json()
-                .await
-                .expect("connz json");
+    /// Client connections (id, name, messages published) from the monitoring `/connz`.
+    pub async fn publishers(&self) -> Vec<(u64, String, u64)> {
+        let url = format!("http://127.0.0.1:{}/connz", self.monitor_port);
+        let connz: serde_json::Value = reqwest::get(url)
+            .await
+            .expect("nats monitoring")
+            .json()
+            .await
+            .expect("connz json");
         connz["connections"]
             .as_array()
             .map(|all| {
@@ -245,6 +245,7 @@ impl Nats {
                     .map(|c| {
                         (
                             c["cid"].as_u64().unwrap_or(0),
+                            c["name"].as_str().unwrap_or("").to_owned(),
                             c["in_msgs"].as_u64().unwrap_or(0),
                         )
                     })
