@@ -18,6 +18,8 @@ pub struct Config {
     pub login_failures_per_ip: u32,
     /// Health reports `degraded` when the relay or an async projection is further behind.
     pub health_max_lag: Duration,
+    /// |slope| per hour from which a trend is `increasing`/`decreasing` (`FLEET_TREND_SLOPE`).
+    pub trend_slope: rust_decimal::Decimal,
 }
 
 impl std::fmt::Debug for Config {
@@ -85,6 +87,7 @@ impl Config {
             login_failures_per_account: parsed("FLEET_LOGIN_FAILURES_PER_ACCOUNT", 5u32)?,
             login_failures_per_ip: parsed("FLEET_LOGIN_FAILURES_PER_IP", 30u32)?,
             health_max_lag: Duration::from_secs(parsed("FLEET_HEALTH_MAX_LAG_SECS", 30u64)?),
+            trend_slope: parsed("FLEET_TREND_SLOPE", rust_decimal::Decimal::new(1, 2))?,
         })
     }
 
@@ -102,6 +105,7 @@ impl Config {
             login_failures_per_account: 5,
             login_failures_per_ip: 30,
             health_max_lag: Duration::from_secs(30),
+            trend_slope: rust_decimal::Decimal::new(1, 2),
         }
     }
 }

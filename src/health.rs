@@ -53,7 +53,7 @@ impl HealthReport {
     }
 }
 
-fn nats_state(state: &AppState) -> &'static str {
+pub fn nats_state(state: &AppState) -> &'static str {
     match &state.nats {
         None => "disabled",
         Some(client) => match client.connection_state() {

@@ -1,6 +1,8 @@
 //! fleetstream: one event-sourced backend for five client contracts.
 
 pub mod accounts;
+pub mod alerts;
+pub mod analytics;
 pub mod app;
 pub mod auth;
 pub mod cli;
@@ -11,6 +13,7 @@ pub mod es;
 pub mod health;
 pub mod http;
 pub mod nats;
+pub mod measurements;
 pub mod relay;
 pub mod routes;
 pub mod state;

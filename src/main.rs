@@ -46,7 +46,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Project { only } => {
             let state = AppState::new(pool, config.clone(), None);
-            if let Some(name) = &only {
+            if let Some(name) = only
+                .as_deref()
+                .filter(|n| *n != fleetstream::alerts::manager::NAME)
+            {
                 find_projection(&state, name)?;
             }
             let shutdown = CancellationToken::new();

@@ -19,6 +19,8 @@ pub struct AppState {
     pub throttle: Arc<crate::auth::throttle::LoginThrottle>,
     /// Where verification SMS go (default: recorded in the log and `outbound_messages`).
     pub sms: Arc<dyn crate::accounts::sms::SmsSender>,
+    /// Group-committing appender of telemetry (HTTP measurements, MQTT ingest).
+    pub telemetry: crate::measurements::ingest::TelemetryWriter,
 }
 
 impl AppState {
@@ -28,10 +30,15 @@ impl AppState {
             config.login_failures_per_account,
             config.login_failures_per_ip,
         );
+        let store = EventStore::new(pool, fleetstream_projections::read_models::all());
         Self {
             throttle: Arc::new(throttle),
             sms: Arc::new(crate::accounts::sms::RecordingSmsSender),
-            store: EventStore::new(pool, fleetstream_projections::read_models::all()),
+            telemetry: crate::measurements::ingest::TelemetryWriter::new(
+                store.clone(),
+                Default::default(),
+            ),
+            store,
             config: Arc::new(config),
             jwt: Arc::new(jwt),
             nats,

@@ -12,6 +12,53 @@ pub fn state(pool: PgPool) -> AppState {
     AppState::new(pool, config, None)
 }
 
+/// Runs every async projection until it has applied every event committed before the call
+/// (tests: the read models then reflect every committed command). Waits while an older
+/// transaction elsewhere in the cluster holds the never-skipping reader back.
+pub async fn catch_up(state: &AppState) {
+    let pool = state.pool();
+    for projection in state.store.projections() {
+        if projection.mode() != fleetstream_projections::Mode::Async {
+            continue;
+        }
+        let categories: Vec<String> = projection
+            .categories()
+            .iter()
+            .map(|c| c.to_string())
+            .collect();
+        let target: Option<i64> =
+            sqlx::query_scalar("SELECT max(global_position) FROM events WHERE category = ANY($1)")
+                .bind(&categories)
+                .fetch_one(pool)
+                .await
+                .expect("reading the log's end");
+        let Some(target) = target else { continue };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            fleetstream_projections::run_until_caught_up(pool, projection.as_ref(), 500)
+                .await
+                .expect("projection catches up");
+            let at: i64 = sqlx::query_scalar(
+                "SELECT global_position FROM projection_checkpoints WHERE name = $1",
+            )
+            .bind(projection.name())
+            .fetch_optional(pool)
+            .await
+            .expect("reading a checkpoint")
+            .unwrap_or(0);
+            if at >= target {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{} did not catch up",
+                projection.name()
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
+}
+
 /// A registered account and an access token for it.
 pub struct TestAccount {
     pub id: i64,

@@ -37,6 +37,15 @@ pub async fn spawn(
                 .spawn(wakeup.clone(), shutdown.clone()),
         );
     }
+    if set.projections
+        && set
+            .only
+            .as_deref()
+            .is_none_or(|only| only == crate::alerts::manager::NAME)
+    {
+        let manager = crate::alerts::manager::AlertManager::new(state.store.clone());
+        handles.push(tokio::spawn(manager.run(wakeup.clone(), shutdown.clone())));
+    }
     if set.relay {
         // The relay keeps its own NATS connection; `state.nats` only says NATS is configured.
         if state.nats.is_some() {

@@ -604,3 +604,39 @@ async fn streams_read_back_in_version_order_from_any_version(pool: PgPool) {
     let decoded = from_two[0].decode::<CounterEvent>().unwrap().unwrap();
     assert_eq!(decoded, CounterEvent::Incremented { by: 2 });
 }
+
+/// A group commit gathers several commands of one stream into one append: each entry continues
+/// from the previous one's version, and an entry already stored is skipped on its own.
+#[sqlx::test(migrator = "fleetstream::db::MIGRATOR")]
+async fn one_append_may_name_a_stream_in_several_entries(pool: PgPool) {
+    let entry = |events: Vec<NewEvent>| StreamAppend {
+        stream_id: "counter-9".into(),
+        expected: ExpectedVersion::Any,
+        events,
+    };
+    let first = vec![increment(1), increment(2)];
+    let mut tx = pool.begin().await.unwrap();
+    let stored = store::append(
+        &mut tx,
+        &[
+            entry(first.clone()),
+            entry(vec![increment(3)]),
+            entry(vec![increment(4), increment(5)]),
+        ],
+    )
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    let versions: Vec<i64> = stored.iter().map(|e| e.stream_version).collect();
+    assert_eq!(versions, vec![1, 2, 3, 4, 5]);
+
+    // A redelivered entry (all its ids stored) beside a new one of the same stream.
+    let mut tx = pool.begin().await.unwrap();
+    let stored = store::append(&mut tx, &[entry(first), entry(vec![increment(6)])])
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    let versions: Vec<i64> = stored.iter().map(|e| e.stream_version).collect();
+    assert_eq!(versions, vec![6]);
+    assert_eq!(event_count(&pool).await, 6);
+}

@@ -3,6 +3,7 @@
 
 mod checkpoint;
 mod projection;
+mod read_model;
 pub mod read_models;
 mod rebuild;
 mod runner;
@@ -11,5 +12,6 @@ pub use checkpoint::{
     ensure_checkpoint, load_checkpoint, record_error, save_checkpoint, status, ProjectionStatus,
 };
 pub use projection::{apply_inline, Mode, Projection, ProjectionError};
+pub use read_model::{Either, LogEvents, ReadModel};
 pub use rebuild::{rebuild, reset};
 pub use runner::{run_until_caught_up, step, Runner, RunnerConfig, Step, Wakeup};

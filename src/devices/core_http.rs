@@ -1,6 +1,6 @@
 //! Seed 002 devices under `/api/v1/devices` (FastAPI shapes, CONTRACT §7 visibility).
 
-use super::views::{self, DeviceRow, DEVICE_COLUMNS, VISIBLE};
+use super::views::{self, DeviceRow, CORE_STATUS, DEVICE_COLUMNS, VISIBLE};
 use super::{domain::DeviceError, RegisterError};
 use crate::auth::Caller;
 use crate::es::CommandError;
@@ -175,7 +175,7 @@ pub async fn list(
     // `status` filters the seed 002 status: the lifecycle, or the connectivity of active devices.
     let filter = format!(
         "FROM devices d WHERE d.deleted_at IS NULL AND ({VISIBLE}) \
-         AND ($4::text IS NULL OR (CASE WHEN d.status = 'active' THEN d.connectivity ELSE d.status END) = $4) \
+         AND ($4::text IS NULL OR ({CORE_STATUS}) = $4) \
          AND ($5::text IS NULL OR d.device_type = $5) AND ($6::bigint IS NULL OR d.group_id = $6)"
     );
     let mut conn = state

@@ -32,11 +32,19 @@ pub struct DeviceRow {
     pub updated_at: DateTime<Utc>,
 }
 
+/// Connectivity and `last_seen_at` come from `device_presence` (the async `device_status`
+/// projection); the subqueries resolve `id` to the device row with or without an alias.
 pub const DEVICE_COLUMNS: &str =
     "id, public_id, unique_id, serial_code, mac_id, name, device_alias, \
     device_type, project_id, hardware_id, now_firmware_id, firmware_version, ip_address, group_id, \
-    owner_id, description, status, connectivity, last_seen_at, real_user_id, last_log_file_id, \
-    created_at, updated_at";
+    owner_id, description, status, \
+    coalesce((SELECT connectivity FROM device_presence WHERE device_id = id), 'offline') AS connectivity, \
+    (SELECT last_seen_at FROM device_presence WHERE device_id = id) AS last_seen_at, \
+    real_user_id, last_log_file_id, created_at, updated_at";
+
+/// The seed 002 status of a device row aliased `d` (lifecycle, or connectivity when active).
+pub const CORE_STATUS: &str = "CASE WHEN d.status = 'active' THEN coalesce((SELECT connectivity \
+    FROM device_presence WHERE device_id = d.id), 'offline') ELSE d.status END";
 
 pub fn iso(at: DateTime<Utc>) -> String {
     at.to_rfc3339_opts(SecondsFormat::Millis, true)

@@ -184,6 +184,13 @@ impl UnitOfWork {
         });
     }
 
+    /// Queues events built elsewhere (each with its own metadata, e.g. a group commit of
+    /// several commands); nothing is written before `commit`.
+    pub fn stage_appends(&mut self, appends: impl IntoIterator<Item = StreamAppend>) {
+        self.staged
+            .extend(appends.into_iter().filter(|a| !a.events.is_empty()));
+    }
+
     /// The transaction, for lookups and sequence values that must share it.
     pub fn conn(&mut self) -> &mut PgConnection {
         &mut self.tx

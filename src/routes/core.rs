@@ -1,8 +1,10 @@
 //! Seed 002: the IoT core API under `/api/v1` (FastAPI shapes).
 use crate::accounts::core as accounts;
+use crate::alerts::http as monitoring;
+use crate::analytics::http as analytics;
 use crate::devices::core_http as devices;
 use crate::state::AppState;
-use axum::routing::{get, post};
+use axum::routing::{get, patch, post};
 use axum::Router;
 
 pub fn router() -> Router<AppState> {
@@ -32,4 +34,35 @@ pub fn router() -> Router<AppState> {
                 .patch(devices::patch)
                 .delete(devices::delete),
         )
+        .route("/api/v1/monitoring/health", get(monitoring::health))
+        .route("/api/v1/monitoring/alerts", get(monitoring::alerts))
+        .route(
+            "/api/v1/monitoring/alerts/{alert_id}/acknowledge",
+            post(monitoring::acknowledge),
+        )
+        .route(
+            "/api/v1/monitoring/alert-rules",
+            get(monitoring::list_rules).post(monitoring::create_rule),
+        )
+        .route(
+            "/api/v1/monitoring/alert-rules/{rule_id}",
+            patch(monitoring::patch_rule).delete(monitoring::delete_rule),
+        )
+        .route(
+            "/api/v1/analytics/telemetry/{device_id}",
+            get(analytics::telemetry),
+        )
+        .route(
+            "/api/v1/analytics/reports/{device_id}",
+            post(analytics::report),
+        )
+        .route(
+            "/api/v1/analytics/status/{device_id}",
+            get(analytics::status),
+        )
+        .route(
+            "/api/v1/analytics/trends/{device_id}",
+            get(analytics::trends),
+        )
+        .route("/api/v1/analytics/results", get(analytics::results))
 }

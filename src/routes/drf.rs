@@ -1,6 +1,7 @@
 //! Seed 004: the Django REST clients under `/api/token`, `/api/devices` (DRF shapes).
 use crate::accounts::drf as accounts;
 use crate::devices::drf_http as devices;
+use crate::measurements::http as measurements;
 use crate::state::AppState;
 use axum::routing::{get, post};
 use axum::Router;
@@ -17,5 +18,13 @@ pub fn router() -> Router<AppState> {
                 .put(devices::replace)
                 .patch(devices::partial_update)
                 .delete(devices::destroy),
+        )
+        .route(
+            "/api/devices/{id}/measurements/",
+            post(measurements::create),
+        )
+        .route(
+            "/api/devices/{id}/aggregated-data/",
+            get(measurements::aggregated_data),
         )
 }

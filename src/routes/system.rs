@@ -16,6 +16,7 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/api/v1/system/health", get(system_health))
         .route("/api/v1/system/events/{position}", get(event_by_position))
+        .route("/api/v1/system/info", get(system_info))
         .route("/health", get(koodtx_health))
         .route("/metrics", get(prometheus_metrics))
 }
@@ -72,6 +73,38 @@ async fn event_by_position(
     event
         .map(|e| Json(EventEnvelope::from(&e)))
         .ok_or_else(|| ApiError::not_found(Namespace::Core))
+}
+
+/// `GET /api/v1/system/info` (superadmin): the settings an operator checks, never a secret.
+async fn system_info(
+    State(state): State<AppState>,
+    caller: crate::auth::Caller,
+) -> Result<Json<serde_json::Value>, crate::http::ApiError> {
+    if caller.role != fleetstream_events::Role::Superadmin {
+        return Err(crate::http::ApiError::detail(
+            StatusCode::FORBIDDEN,
+            "Not enough permissions",
+        ));
+    }
+    let c = &state.config;
+    let projections: Vec<serde_json::Value> = state
+        .store
+        .projections()
+        .iter()
+        .map(|p| json!({"name": p.name(), "mode": format!("{:?}", p.mode()).to_lowercase()}))
+        .collect();
+    Ok(Json(json!({
+        "service": "core-api",
+        "version": env!("CARGO_PKG_VERSION"),
+        "http_addr": c.http_addr.to_string(),
+        "nats": health::nats_state(&state),
+        "access_ttl_secs": c.access_ttl.as_secs(),
+        "refresh_ttl_secs": c.refresh_ttl.as_secs(),
+        "login_failures_per_account": c.login_failures_per_account,
+        "login_failures_per_ip": c.login_failures_per_ip,
+        "trend_slope": c.trend_slope.to_string(),
+        "projections": projections,
+    })))
 }
 
 async fn koodtx_health(State(state): State<AppState>) -> impl IntoResponse {

@@ -1,6 +1,6 @@
 //! Inline read model of accounts: backs logins, token checks and uniqueness.
 
-use crate::{Mode, Projection, ProjectionError};
+use crate::{Mode, ProjectionError, ReadModel};
 use async_trait::async_trait;
 use fleetstream_events::{AccountEvent, StoredEvent};
 use sqlx::PgConnection;
@@ -8,32 +8,19 @@ use sqlx::PgConnection;
 pub struct Accounts;
 
 #[async_trait]
-impl Projection for Accounts {
-    fn name(&self) -> &'static str {
-        "accounts"
-    }
-    fn categories(&self) -> &'static [&'static str] {
-        &["account"]
-    }
-    fn tables(&self) -> &'static [&'static str] {
-        &["accounts"]
-    }
-    fn mode(&self) -> Mode {
-        Mode::Inline
-    }
+impl ReadModel for Accounts {
+    type Event = AccountEvent;
+    const NAME: &'static str = "accounts";
+    const TABLES: &'static [&'static str] = &["accounts"];
+    const MODE: Mode = Mode::Inline;
 
-    async fn apply(
+    async fn apply_event(
         &self,
         conn: &mut PgConnection,
-        events: &[StoredEvent],
+        event: AccountEvent,
+        _stored: &StoredEvent,
     ) -> Result<(), ProjectionError> {
-        for stored in events {
-            let Some(event) = stored.decode::<AccountEvent>() else {
-                continue;
-            };
-            apply_one(conn, event?).await?;
-        }
-        Ok(())
+        Ok(apply_one(conn, event).await?)
     }
 }
 

@@ -1,7 +1,7 @@
 //! Inline read model of devices: seed 000/002/004 device views, pairing, lookups by serial
 //! code and unique id, and uniqueness of `unique_id` (device_uid) and `serial_code`.
 
-use crate::{Mode, Projection, ProjectionError};
+use crate::{Either, Mode, ProjectionError, ReadModel};
 use async_trait::async_trait;
 use fleetstream_events::{DeviceEvent, StoredEvent, TreatmentEvent};
 use sqlx::PgConnection;
@@ -9,49 +9,36 @@ use sqlx::PgConnection;
 pub struct Devices;
 
 #[async_trait]
-impl Projection for Devices {
-    fn name(&self) -> &'static str {
-        "devices"
-    }
-    fn categories(&self) -> &'static [&'static str] {
-        &["device", "treatment"]
-    }
-    fn tables(&self) -> &'static [&'static str] {
-        &["devices"]
-    }
-    fn mode(&self) -> Mode {
-        Mode::Inline
-    }
+impl ReadModel for Devices {
+    type Event = Either<DeviceEvent, TreatmentEvent>;
+    const NAME: &'static str = "devices";
+    const TABLES: &'static [&'static str] = &["devices"];
+    const MODE: Mode = Mode::Inline;
 
-    async fn apply(
+    async fn apply_event(
         &self,
         conn: &mut PgConnection,
-        events: &[StoredEvent],
+        event: Self::Event,
+        _stored: &StoredEvent,
     ) -> Result<(), ProjectionError> {
-        for stored in events {
-            if let Some(event) = stored.decode::<TreatmentEvent>() {
-                if let TreatmentEvent::TreatmentCompleted {
-                    device_id,
-                    record:
-                        fleetstream_events::TreatmentRecord {
-                            log_file_id: Some(log_file_id),
-                            ..
-                        },
-                    ..
-                } = event?
-                {
-                    sqlx::query(include_str!("../../sql/devices_last_log_file.sql"))
-                        .bind(device_id)
-                        .bind(log_file_id)
-                        .execute(&mut *conn)
-                        .await?;
-                }
-                continue;
+        match event {
+            Either::Right(TreatmentEvent::TreatmentCompleted {
+                device_id,
+                record:
+                    fleetstream_events::TreatmentRecord {
+                        log_file_id: Some(log_file_id),
+                        ..
+                    },
+                ..
+            }) => {
+                sqlx::query(include_str!("../../sql/devices_last_log_file.sql"))
+                    .bind(device_id)
+                    .bind(log_file_id)
+                    .execute(&mut *conn)
+                    .await?;
             }
-            let Some(event) = stored.decode::<DeviceEvent>() else {
-                continue;
-            };
-            match event? {
+            Either::Right(_) => {}
+            Either::Left(event) => match event {
                 DeviceEvent::DeviceRegistered {
                     device_id,
                     public_id,
@@ -152,7 +139,7 @@ impl Projection for Devices {
                     .execute(&mut *conn)
                     .await?;
                 }
-            }
+            },
         }
         Ok(())
     }

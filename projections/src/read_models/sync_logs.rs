@@ -1,7 +1,7 @@
 //! Inline read model of sync logs (push logs from recording streams, pull logs from
 //! `synclog-<account>` streams): backs `recent_syncs` of `GET /api/sync/status`.
 
-use crate::{Mode, Projection, ProjectionError};
+use crate::{Either, Mode, ProjectionError, ReadModel};
 use async_trait::async_trait;
 use fleetstream_events::{RecordingEvent, StoredEvent, SyncLogEntry, SyncLogEvent};
 use serde_json::Value;
@@ -10,43 +10,27 @@ use sqlx::PgConnection;
 pub struct SyncLogs;
 
 #[async_trait]
-impl Projection for SyncLogs {
-    fn name(&self) -> &'static str {
-        "sync_logs"
-    }
-    fn categories(&self) -> &'static [&'static str] {
-        &["recording", "synclog"]
-    }
-    fn tables(&self) -> &'static [&'static str] {
-        &["sync_logs"]
-    }
-    fn mode(&self) -> Mode {
-        Mode::Inline
+impl ReadModel for SyncLogs {
+    type Event = Either<RecordingEvent, SyncLogEvent>;
+    const NAME: &'static str = "sync_logs";
+    const TABLES: &'static [&'static str] = &["sync_logs"];
+    const MODE: Mode = Mode::Inline;
+
+    /// Sample events are large; they are skipped without decoding.
+    fn wants(stored: &StoredEvent) -> bool {
+        stored.event_type == "SyncLogged"
     }
 
-    async fn apply(
+    async fn apply_event(
         &self,
         conn: &mut PgConnection,
-        events: &[StoredEvent],
+        event: Self::Event,
+        _stored: &StoredEvent,
     ) -> Result<(), ProjectionError> {
-        for stored in events {
-            // Sample events are large; skip them without decoding.
-            if stored.event_type != "SyncLogged" {
-                continue;
-            }
-            let log = if let Some(event) = stored.decode::<RecordingEvent>() {
-                match event? {
-                    RecordingEvent::SyncLogged { log } => log,
-                    _ => continue,
-                }
-            } else if let Some(event) = stored.decode::<SyncLogEvent>() {
-                match event? {
-                    SyncLogEvent::SyncLogged { log } => log,
-                }
-            } else {
-                continue;
-            };
-            insert(conn, &log).await?;
+        match event {
+            Either::Left(RecordingEvent::SyncLogged { log })
+            | Either::Right(SyncLogEvent::SyncLogged { log }) => insert(conn, &log).await?,
+            Either::Left(_) => {}
         }
         Ok(())
     }

@@ -1,0 +1,306 @@
+//! Seed 004 telemetry under `/api/devices/{id}/`: `POST measurements/` and
+//! `GET aggregated-data/` (DRF shapes; visibility as for device reads).
+
+use super::domain::{self, Actor, SampleInput, TelemetryError};
+use super::RecordError;
+use crate::auth::Caller;
+use crate::devices::views::{self, DeviceRow};
+use crate::http::{ApiError, Json, Namespace};
+use crate::state::AppState;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use chrono::{DateTime, SecondsFormat, Utc};
+use fleetstream_events::{EventMetadata, TelemetrySample};
+use rust_decimal::{Decimal, RoundingStrategy};
+use serde::{Deserialize, Deserializer, Serialize};
+use serde_json::value::RawValue;
+use serde_json::{json, Map, Value};
+
+const NS: Namespace = Namespace::Drf;
+
+fn internal(err: impl std::fmt::Display) -> ApiError {
+    ApiError::internal(NS, err)
+}
+
+fn meta(caller: &Caller) -> EventMetadata {
+    EventMetadata {
+        actor: Some(caller.account_id),
+        ..Default::default()
+    }
+}
+
+/// DRF's datetime output: seconds, with the fraction only when there is one, `Z` for UTC.
+pub fn drf_datetime(at: DateTime<Utc>) -> String {
+    at.to_rfc3339_opts(SecondsFormat::AutoSi, true)
+}
+
+/// `NUMERIC(20,10)` as DRF renders a `DecimalField`: a string with ten places.
+pub fn drf_decimal(value: Decimal) -> String {
+    format!("{value:.10}")
+}
+
+/// Keeps a field's raw JSON text even when it is `null`, so a number reaches the decimal
+/// parser as written (never through `f64`).
+fn raw_field<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Box<RawValue>>, D::Error> {
+    Box::<RawValue>::deserialize(d).map(Some)
+}
+
+/// The body of `POST /api/devices/{id}/measurements/`.
+#[derive(Debug, Default, Deserialize)]
+pub struct MeasurementBody {
+    #[serde(default, deserialize_with = "raw_field")]
+    pub metric: Option<Box<RawValue>>,
+    #[serde(default, deserialize_with = "raw_field")]
+    pub value: Option<Box<RawValue>>,
+    #[serde(default)]
+    pub unit: Option<String>,
+    #[serde(default, deserialize_with = "raw_field")]
+    pub timestamp: Option<Box<RawValue>>,
+}
+
+/// A stored measurement as seed 004 shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct MeasurementView {
+    pub id: i64,
+    pub device: i64,
+    pub metric: String,
+    pub value: String,
+    pub unit: Option<String>,
+    pub timestamp: String,
+}
+
+impl MeasurementView {
+    pub fn of(device: i64, s: &TelemetrySample) -> Self {
+        Self {
+            id: s.id,
+            device,
+            metric: s.metric.clone(),
+            value: drf_decimal(s.value),
+            unit: s.unit.clone(),
+            timestamp: drf_datetime(s.timestamp),
+        }
+    }
+}
+
+/// Field errors of a body, every field at once (as DRF reports them).
+fn parse_body(body: MeasurementBody) -> Result<SampleInput, ApiError> {
+    let mut errors = Map::new();
+    let mut fail = |field: &str, msg: &str| {
+        errors.insert(field.to_owned(), json!([msg]));
+    };
+    let text = |raw: &RawValue| -> Option<String> {
+        match serde_json::from_str::<Value>(raw.get()).ok()? {
+            Value::String(s) => Some(s),
+            Value::Number(_) => Some(raw.get().to_owned()),
+            _ => None,
+        }
+    };
+    let metric = match body.metric.as_deref() {
+        None => {
+            fail("metric", "This field is required.");
+            None
+        }
+        Some(raw) if raw.get() == "null" => {
+            fail("metric", "This field may not be null.");
+            None
+        }
+        Some(raw) => match text(raw) {
+            Some(s) => Some(s),
+            None => {
+                fail("metric", "Not a valid string.");
+                None
+            }
+        },
+    };
+    let value = match body.value.as_deref() {
+        None => {
+            fail("value", "This field is required.");
+            None
+        }
+        Some(raw) if raw.get() == "null" => {
+            fail("value", "This field may not be null.");
+            None
+        }
+        Some(raw) => match text(raw).as_deref().and_then(domain::parse_decimal) {
+            Some(v) => Some(v),
+            None => {
+                fail("value", "A valid number is required.");
+                None
+            }
+        },
+    };
+    let timestamp = match body.timestamp.as_deref() {
+        None => None,
+        Some(raw) if raw.get() == "null" => {
+            fail("timestamp", "This field may not be null.");
+            None
+        }
+        Some(raw) => match text(raw).as_deref().and_then(domain::parse_timestamp) {
+            Some(t) => Some(t),
+            None => {
+                fail("timestamp", domain::DATETIME_FORMAT_ERROR);
+                None
+            }
+        },
+    };
+    match (metric, value) {
+        (Some(metric), Some(value)) if errors.is_empty() => Ok(SampleInput {
+            metric,
+            value,
+            unit: body.unit,
+            timestamp,
+        }),
+        _ => Err(ApiError::with_body(
+            StatusCode::BAD_REQUEST,
+            Value::Object(errors),
+        )),
+    }
+}
+
+fn device_id(raw: &str) -> Result<i64, ApiError> {
+    raw.parse().map_err(|_| ApiError::not_found(NS))
+}
+
+async fn visible(state: &AppState, caller: &Caller, id: i64) -> Result<DeviceRow, ApiError> {
+    let mut conn = state.pool().acquire().await.map_err(internal)?;
+    views::visible_by_id(&mut conn, id, caller.account_id, caller.is_manager())
+        .await
+        .map_err(internal)?
+        .ok_or_else(|| ApiError::not_found(NS))
+}
+
+fn record_error(err: RecordError) -> ApiError {
+    match err {
+        RecordError::Domain(TelemetryError::DeviceNotFound) => ApiError::not_found(NS),
+        RecordError::Domain(TelemetryError::Forbidden) => ApiError::detail(
+            StatusCode::FORBIDDEN,
+            "You do not have permission to perform this action.",
+        ),
+        RecordError::Domain(TelemetryError::Invalid(field, msg)) => {
+            ApiError::validation(NS, &[field], msg, "invalid")
+        }
+        RecordError::Failed(m) => internal(m),
+    }
+}
+
+/// `POST /api/devices/{id}/measurements/` → 201 with the stored measurement, built from the
+/// command's own event (the read model is async).
+pub async fn create(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    Json(body): Json<Option<MeasurementBody>>,
+) -> Result<Response, ApiError> {
+    let id = device_id(&id)?;
+    let device = visible(&state, &caller, id).await?;
+    let actor = Actor {
+        account_id: caller.account_id,
+        is_manager: caller.is_manager(),
+    };
+    domain::authorize_record(Some(device.facts()), actor)
+        .map_err(|e| record_error(RecordError::Domain(e)))?;
+    let input = parse_body(body.unwrap_or_default())?;
+    let done = super::record(
+        &state.telemetry,
+        meta(&caller),
+        Some(device.facts()),
+        actor,
+        vec![input],
+    )
+    .await
+    .map_err(record_error)?;
+    let sample = done
+        .samples
+        .first()
+        .ok_or_else(|| internal("a recording stored no sample"))?;
+    Ok((
+        StatusCode::CREATED,
+        axum::Json(MeasurementView::of(id, sample)),
+    )
+        .into_response())
+}
+
+#[derive(Debug, sqlx::FromRow)]
+struct MeasurementRow {
+    id: i64,
+    device_id: i64,
+    metric: String,
+    value: Decimal,
+    unit: Option<String>,
+    ts: DateTime<Utc>,
+}
+
+/// mean / max / min of seed 004: rounded half away from zero to 2 places, in decimals.
+#[derive(Debug, Serialize)]
+pub struct Statistics {
+    #[serde(with = "rust_decimal::serde::float_option")]
+    pub mean: Option<Decimal>,
+    #[serde(with = "rust_decimal::serde::float_option")]
+    pub max: Option<Decimal>,
+    #[serde(with = "rust_decimal::serde::float_option")]
+    pub min: Option<Decimal>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct AggregatedData {
+    pub measurements: Vec<MeasurementView>,
+    pub statistics: Statistics,
+    pub count: usize,
+}
+
+fn round2(v: Decimal) -> Decimal {
+    v.round_dp_with_strategy(2, RoundingStrategy::MidpointAwayFromZero)
+}
+
+pub fn statistics(values: &[Decimal]) -> Statistics {
+    if values.is_empty() {
+        return Statistics {
+            mean: None,
+            max: None,
+            min: None,
+        };
+    }
+    let sum: Decimal = values.iter().copied().sum();
+    Statistics {
+        mean: Some(round2(sum / Decimal::from(values.len()))),
+        max: values.iter().copied().max().map(round2),
+        min: values.iter().copied().min().map(round2),
+    }
+}
+
+/// The newest 100 measurements of a device, newest first.
+pub const AGGREGATED_SQL: &str = "SELECT id, device_id, metric, value, unit, ts FROM measurements \
+    WHERE device_id = $1 ORDER BY ts DESC, id DESC LIMIT 100";
+
+/// `GET /api/devices/{id}/aggregated-data/`.
+pub async fn aggregated_data(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<AggregatedData>, ApiError> {
+    let id = device_id(&id)?;
+    visible(&state, &caller, id).await?;
+    let rows: Vec<MeasurementRow> = sqlx::query_as(AGGREGATED_SQL)
+        .bind(id)
+        .fetch_all(state.pool())
+        .await
+        .map_err(internal)?;
+    let values: Vec<Decimal> = rows.iter().map(|r| r.value).collect();
+    let measurements: Vec<MeasurementView> = rows
+        .into_iter()
+        .map(|r| MeasurementView {
+            id: r.id,
+            device: r.device_id,
+            metric: r.metric,
+            value: drf_decimal(r.value),
+            unit: r.unit,
+            timestamp: drf_datetime(r.ts),
+        })
+        .collect();
+    Ok(Json(AggregatedData {
+        count: measurements.len(),
+        statistics: statistics(&values),
+        measurements,
+    }))
+}
