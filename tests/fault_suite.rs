@@ -570,6 +570,12 @@ async fn events_nats_refuses_travel_reduced() {
         "{} reduced, {over} events over 60 KiB",
         delivery.reduced
     );
+    // A reduced message says how much it left out (more than the server takes) and carries
+    // a small reference instead.
+    for (omitted, carried) in &delivery.reduced_sizes {
+        assert!(*omitted > 64 * 1024, "Fleet-Payload-Omitted: {omitted}");
+        assert!(*carried < 64 * 1024, "a reduced message of {carried} bytes");
+    }
     assert_no_unexpected(&ledger);
     audit.assert_nothing_lost();
     delivery.assert_exactly_once();

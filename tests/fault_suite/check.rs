@@ -235,6 +235,8 @@ pub struct Published {
     pub msg_id: String,
     pub payload_omitted: Option<String>,
     pub payload_len: usize,
+    /// `Fleet-Position` and `Fleet-Event-Type` both present.
+    pub has_fleet_headers: bool,
 }
 
 /// Every message of `FLEET_EVENTS`, in stream order, read with an ordered consumer.
@@ -273,6 +275,8 @@ pub async fn jetstream_messages(nats_url: &str) -> Vec<Published> {
                 .unwrap_or_else(|| panic!("no Nats-Msg-Id: {:?}", message.headers)),
             payload_omitted: header("Fleet-Payload-Omitted"),
             payload_len: message.payload.len(),
+            has_fleet_headers: header("Fleet-Position").is_some()
+                && header("Fleet-Event-Type").is_some(),
         });
     }
     out
@@ -289,12 +293,19 @@ pub struct Delivery {
     pub reduced: usize,
     /// The largest payload a subscriber got, in bytes.
     pub largest_payload: usize,
+    /// Messages without the position and type headers.
+    pub without_headers: usize,
+    /// Of each reduced message: the bytes its header says were omitted, the payload it carries.
+    pub reduced_sizes: Vec<(u64, usize)>,
 }
 
 impl Delivery {
     pub fn assert_exactly_once(&self) {
         assert!(
-            self.missing == 0 && self.duplicates == 0 && self.in_log_order,
+            self.missing == 0
+                && self.duplicates == 0
+                && self.in_log_order
+                && self.without_headers == 0,
             "FLEET_EVENTS does not hold the log exactly once in order: {self:?}"
         );
     }
@@ -335,5 +346,13 @@ pub async fn delivery(pool: &PgPool, nats_url: &str) -> Delivery {
             .filter(|p| p.payload_omitted.is_some())
             .count(),
         largest_payload: published.iter().map(|p| p.payload_len).max().unwrap_or(0),
+        without_headers: published.iter().filter(|p| !p.has_fleet_headers).count(),
+        reduced_sizes: published
+            .iter()
+            .filter_map(|p| {
+                let omitted = p.payload_omitted.as_ref()?;
+                Some((omitted.parse().unwrap_or(0), p.payload_len))
+            })
+            .collect(),
     }
 }
