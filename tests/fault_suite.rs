@@ -381,19 +381,25 @@ async fn two_relays_hand_over() {
     ));
     tokio::time::sleep(Duration::from_secs(5)).await;
     let before = rig.nats.publishers().await;
+    // The relay publishes on a connection of its own, named `fleetstream-relay`, opened once it
+    // holds the relay: exactly one such connection exists, and only it publishes.
+    let relays: Vec<_> = before
+        .iter()
+        .filter(|(_, name, _)| name == "fleetstream-relay")
+        .collect();
+    assert_eq!(relays.len(), 1, "exactly one process relays: {before:?}");
     let publishing: Vec<_> = before.iter().filter(|(_, _, n)| *n > 0).collect();
-    assert_eq!(
-        publishing.len(),
-        1,
-        "exactly one connection publishes: {before:?}"
-    );
-    let first_cid = publishing[0].0;
+    assert_eq!(publishing, relays, "only the relay publishes: {before:?}");
+    let first_cid = relays[0].0;
     rig.server.kill().await;
     let killed = Instant::now();
     let killed_at = started.elapsed().as_secs_f64();
     let handover = loop {
         let now = rig.nats.publishers().await;
-        if now.iter().any(|(cid, _, n)| *cid != first_cid && *n > 0) {
+        if now
+            .iter()
+            .any(|(cid, name, n)| *cid != first_cid && name == "fleetstream-relay" && *n > 0)
+        {
             break killed.elapsed();
         }
         assert!(
