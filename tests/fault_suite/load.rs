@@ -1,6 +1,6 @@
 //! Bounded load over real HTTP: several clients, each a KooDTX account with its own recording
-//! session and a paired therapy device, sending a mix of commands of three namespaces (KooDTX
-//! sync pushes and registrations, core device creates by the admin, nueyne devlogs) at a paced
+//! session and a paired therapy device, sending a mix of commands of four namespaces (KooDTX
+//! sync pushes and registrations, core and DRF device creates by the admin, nueyne devlogs) at a paced
 //! rate until a deadline or a command budget, whichever comes first. Every 2xx is written to a
 //! ledger with what it created, so a scenario can look for it in the log and its read model.
 
@@ -249,8 +249,8 @@ async fn one_command(fleet: &Fleet, index: usize, k: i64, started: Instant, ledg
     let client = &fleet.clients[index];
     let base = &fleet.base;
     let tag = &fleet.tag;
-    // Of every 50 commands: 20 pushes, 15 device creates, 14 devlogs, 1 registration (argon2
-    // makes registrations costly; a few of them keep that door in the mix).
+    // Of every 50 commands: 20 pushes, 15 device creates (10 core, 5 DRF), 14 devlogs, 1
+    // registration (argon2 makes registrations costly; a few keep that door in the mix).
     let (ns, url, token, body, created) = match k % 50 {
         49 => {
             let name = format!("load{tag}c{index}k{k}");
@@ -284,12 +284,19 @@ async fn one_command(fleet: &Fleet, index: usize, k: i64, started: Instant, ledg
                 Created::Samples(keys),
             )
         }
-        n if n % 10 < 7 => (
+        n if n % 10 < 6 => (
             Namespace::Other,
             format!("{base}/api/v1/devices"),
             Some(fleet.admin.as_str()),
             json!({"device_uid": format!("sensor-{tag}-{index}-{k}"), "name": "Load sensor",
                    "device_type": "sensor"}),
+            Created::Device,
+        ),
+        n if n % 10 < 7 => (
+            Namespace::Other,
+            format!("{base}/api/devices/"),
+            Some(fleet.admin.as_str()),
+            json!({"device_uid": format!("drf-{tag}-{index}-{k}"), "name": "Load sensor"}),
             Created::Device,
         ),
         _ => {
