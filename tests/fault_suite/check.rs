@@ -241,24 +241,50 @@ pub struct Published {
 
 /// Every message of `FLEET_EVENTS`, in stream order, read with an ordered consumer.
 pub async fn jetstream_messages(nats_url: &str) -> Vec<Published> {
+    // A JetStream API request can time out while a cluster elects a new stream leader after a
+    // node was killed, or on a busy machine: read again from the start, within a bound.
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        match read_stream(nats_url).await {
+            Ok(messages) => return messages,
+            Err(err) => {
+                assert!(Instant::now() < deadline, "cannot read FLEET_EVENTS: {err}");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }
+    }
+}
+
+async fn read_stream(nats_url: &str) -> Result<Vec<Published>, String> {
     let client = async_nats::connect(nats_url)
         .await
-        .expect("connect to NATS");
+        .map_err(|e| format!("connect: {e}"))?;
     let js = async_nats::jetstream::new(client);
-    let mut stream = js.get_stream(STREAM_NAME).await.expect("FLEET_EVENTS");
-    let total = stream.info().await.expect("stream info").state.messages;
+    let mut stream = js
+        .get_stream(STREAM_NAME)
+        .await
+        .map_err(|e| format!("get stream: {e}"))?;
+    let total = stream
+        .info()
+        .await
+        .map_err(|e| format!("stream info: {e}"))?
+        .state
+        .messages;
     let consumer = stream
         .create_consumer(async_nats::jetstream::consumer::pull::OrderedConfig::default())
         .await
-        .expect("ordered consumer");
-    let mut messages = consumer.messages().await.expect("messages");
+        .map_err(|e| format!("ordered consumer: {e}"))?;
+    let mut messages = consumer
+        .messages()
+        .await
+        .map_err(|e| format!("messages: {e}"))?;
     let mut out = Vec::with_capacity(total as usize);
     while (out.len() as u64) < total {
         let message = tokio::time::timeout(Duration::from_secs(15), messages.next())
             .await
-            .expect("FLEET_EVENTS stopped delivering")
-            .expect("consumer ended")
-            .expect("message");
+            .map_err(|_| format!("stopped delivering after {} of {total}", out.len()))?
+            .ok_or("consumer ended")?
+            .map_err(|e| format!("message: {e}"))?;
         let header = |name: &str| {
             message
                 .headers
@@ -279,7 +305,7 @@ pub async fn jetstream_messages(nats_url: &str) -> Vec<Published> {
                 && header("Fleet-Event-Type").is_some(),
         });
     }
-    out
+    Ok(out)
 }
 
 /// How `FLEET_EVENTS` compares with the log.
