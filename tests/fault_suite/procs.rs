@@ -159,32 +159,34 @@ impl Nats {
 
     /// A private server with `max_payload` set to `bytes` instead of nats.conf's value.
     pub async fn start_with_max_payload(bytes: usize) -> Self {
-        let nats = Self::start_node("fleet-fault", free_port(), None).await;
-        let mut nats = nats;
-        nats.kill().await;
-        let conf = std::fs::read_to_string(&nats.conf).unwrap();
-        let mut kept: Vec<&str> = conf
-            .lines()
-            .filter(|l| !l.trim_start().starts_with("max_payload"))
-            .collect();
-        let line = format!("max_payload: {bytes}");
-        kept.push(&line);
-        std::fs::write(&nats.conf, kept.join("\n") + "\n").unwrap();
-        nats.resume().await;
-        nats
+        Self::launch("fleet-fault", free_port(), None, Some(bytes)).await
     }
 
     pub async fn start_node(name: &str, port: u16, cluster: Option<ClusterRoutes>) -> Self {
+        Self::launch(name, port, cluster, None).await
+    }
+
+    async fn launch(
+        name: &str,
+        port: u16,
+        cluster: Option<ClusterRoutes>,
+        max_payload: Option<usize>,
+    ) -> Self {
         let dir = Scratch::new("nats");
         let store = dir.0.join("store");
         std::fs::create_dir_all(&store).unwrap();
         let conf = dir.0.join("nats.conf");
         let monitor_port = free_port();
-        std::fs::write(
-            &conf,
-            nats_config(name, port, monitor_port, &store, cluster.as_ref()),
-        )
-        .unwrap();
+        let mut config = nats_config(name, port, monitor_port, &store, cluster.as_ref());
+        if let Some(bytes) = max_payload {
+            config = config
+                .lines()
+                .filter(|l| !l.trim_start().starts_with("max_payload"))
+                .chain([format!("max_payload: {bytes}").as_str()])
+                .collect::<Vec<_>>()
+                .join("\n");
+        }
+        std::fs::write(&conf, config).unwrap();
         let mut nats = Self {
             child: None,
             port,
