@@ -1,4 +1,5 @@
-//! Connecting to Postgres and applying the embedded migrations.
+//! Connecting to Postgres, applying the embedded migrations, and telling an outage apart from a
+//! failure of the request itself.
 
 use sqlx::postgres::PgPoolOptions;
 use sqlx::PgPool;
@@ -6,10 +7,15 @@ use std::time::Duration;
 
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
+/// How long a request waits for a connection. Short, so that while Postgres is down requests
+/// answer 503 within a few seconds instead of piling up behind the pool; longer than any wait
+/// a healthy, busy pool of 32 connections shows.
+pub const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
+
 pub async fn connect(database_url: &str) -> anyhow::Result<PgPool> {
     let pool = PgPoolOptions::new()
         .max_connections(32)
-        .acquire_timeout(Duration::from_secs(10))
+        .acquire_timeout(ACQUIRE_TIMEOUT)
         .connect(database_url)
         .await
         .map_err(|err| anyhow::anyhow!("DATABASE_URL: cannot connect: {err}"))?;
@@ -19,4 +25,69 @@ pub async fn connect(database_url: &str) -> anyhow::Result<PgPool> {
 pub async fn migrate(pool: &PgPool) -> anyhow::Result<()> {
     MIGRATOR.run(pool).await?;
     Ok(())
+}
+
+/// True when `err` says the database cannot be reached (no connection within the acquire
+/// timeout, a broken socket, a server shutting down or starting up), not that the statement
+/// failed: such a request may succeed as it is once Postgres is back, so it deserves a 503.
+pub fn is_unavailable(err: &sqlx::Error) -> bool {
+    match err {
+        sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => true,
+        sqlx::Error::Tls(_) => true,
+        sqlx::Error::Database(db) => db.code().is_some_and(|code| {
+            // Class 08: connection exception; 57P01–57P03: admin/crash shutdown, cannot connect
+            // now (starting up, shutting down, in recovery); 53300: too many connections.
+            code.starts_with("08") || matches!(&*code, "57P01" | "57P02" | "57P03" | "53300")
+        }),
+        _ => false,
+    }
+}
+
+/// The same test for an error only known by its text: handlers hand `ApiError::internal` any
+/// `Display` (often a command error wrapping the `sqlx::Error` transparently), so the outage is
+/// recognised by the messages sqlx and Postgres give those cases (Postgres with English
+/// `lc_messages`, its default).
+pub fn is_unavailable_message(text: &str) -> bool {
+    const MARKERS: [&str; 7] = [
+        // sqlx::Error::PoolTimedOut, PoolClosed, Io and Tls
+        "pool timed out while waiting for an open connection",
+        "attempted to acquire a connection on a closed pool",
+        "error communicating with database",
+        "error occurred while attempting to establish a TLS connection",
+        // Postgres 57P01, 57P02, 57P03
+        "terminating connection due to administrator command",
+        "terminating connection because of crash of another server process",
+        "the database system is ",
+    ];
+    MARKERS.iter().any(|marker| text.contains(marker))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn outages_are_told_apart_from_failed_statements() {
+        assert!(is_unavailable(&sqlx::Error::PoolTimedOut));
+        let refused = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
+        assert!(is_unavailable(&sqlx::Error::Io(refused)));
+        assert!(!is_unavailable(&sqlx::Error::RowNotFound));
+
+        for err in [
+            sqlx::Error::PoolTimedOut,
+            sqlx::Error::PoolClosed,
+            sqlx::Error::Io(std::io::Error::from(std::io::ErrorKind::UnexpectedEof)),
+        ] {
+            assert!(is_unavailable_message(&err.to_string()), "{err}");
+        }
+        assert!(is_unavailable_message(
+            "error returned from database: the database system is shutting down"
+        ));
+        assert!(!is_unavailable_message(
+            &sqlx::Error::RowNotFound.to_string()
+        ));
+        assert!(!is_unavailable_message(
+            "error returned from database: duplicate key value violates unique constraint"
+        ));
+    }
 }

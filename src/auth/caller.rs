@@ -32,47 +32,45 @@ pub enum AuthFailure {
     Expired,
     WrongType,
     AccountUnusable,
+    /// The accounts read model cannot be reached: the token may be fine, so not a 401.
+    Unavailable,
 }
 
 impl AuthFailure {
     pub fn into_error(self, ns: Namespace) -> ApiError {
         use AuthFailure::*;
+        use Namespace::*;
         let unauthorized = StatusCode::UNAUTHORIZED;
-        match ns {
-            Namespace::Nueyne | Namespace::Core => match self {
-                Missing => ApiError::detail(unauthorized, "Not authenticated"),
-                Expired => ApiError::detail(unauthorized, "Token is expired"),
-                Invalid | WrongType | AccountUnusable => {
-                    ApiError::detail(unauthorized, "Could not validate credentials")
-                }
-            },
-            Namespace::KooDtx => match self {
-                Missing => ApiError::msg(unauthorized, "Missing Authorization Header"),
-                Expired => ApiError::msg(unauthorized, "Token has expired"),
-                WrongType => ApiError::msg(
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    "Only access tokens are allowed",
-                ),
-                Invalid => ApiError::msg(
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    "Signature verification failed",
-                ),
-                AccountUnusable => ApiError::msg(unauthorized, "User not found"),
-            },
-            Namespace::Drf => match self {
-                Missing => ApiError::detail(
-                    unauthorized,
-                    "Authentication credentials were not provided.",
-                ),
-                AccountUnusable => ApiError::with_body(
-                    unauthorized,
-                    json!({"detail": "User is inactive", "code": "user_inactive"}),
-                ),
-                Invalid | Expired | WrongType => ApiError::with_body(
-                    unauthorized,
-                    json!({"detail": "Given token not valid for any token type", "code": "token_not_valid"}),
-                ),
-            },
+        match (ns, self) {
+            (_, Unavailable) => ApiError::unavailable(ns),
+            (Nueyne | Core, Missing) => ApiError::detail(unauthorized, "Not authenticated"),
+            (Nueyne | Core, Expired) => ApiError::detail(unauthorized, "Token is expired"),
+            (Nueyne | Core, Invalid | WrongType | AccountUnusable) => {
+                ApiError::detail(unauthorized, "Could not validate credentials")
+            }
+            (KooDtx, Missing) => ApiError::msg(unauthorized, "Missing Authorization Header"),
+            (KooDtx, Expired) => ApiError::msg(unauthorized, "Token has expired"),
+            (KooDtx, WrongType) => ApiError::msg(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "Only access tokens are allowed",
+            ),
+            (KooDtx, Invalid) => ApiError::msg(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "Signature verification failed",
+            ),
+            (KooDtx, AccountUnusable) => ApiError::msg(unauthorized, "User not found"),
+            (Drf, Missing) => ApiError::detail(
+                unauthorized,
+                "Authentication credentials were not provided.",
+            ),
+            (Drf, AccountUnusable) => ApiError::with_body(
+                unauthorized,
+                json!({"detail": "User is inactive", "code": "user_inactive"}),
+            ),
+            (Drf, Invalid | Expired | WrongType) => ApiError::with_body(
+                unauthorized,
+                json!({"detail": "Given token not valid for any token type", "code": "token_not_valid"}),
+            ),
         }
     }
 }
@@ -114,6 +112,10 @@ impl Caller {
         .fetch_optional(&state.store.pool)
         .await
         .map_err(|err| {
+            if crate::db::is_unavailable(&err) {
+                tracing::warn!(error = %err, "database unavailable during authentication");
+                return AuthFailure::Unavailable;
+            }
             tracing::error!(error = %err, "account lookup failed during authentication");
             AuthFailure::AccountUnusable
         })?;

@@ -132,8 +132,17 @@ impl ApiError {
         err
     }
 
+    /// The database cannot be reached: 503 with `Retry-After`, so clients retry the request
+    /// as it is instead of treating it as their own fault or as a server bug.
+    pub fn unavailable(ns: Namespace) -> Self {
+        let mut err =
+            Self::in_namespace(ns, StatusCode::SERVICE_UNAVAILABLE, "Service Unavailable");
+        err.retry_after_secs = Some(1);
+        err
+    }
+
     /// The answer to a command that failed for a reason of no domain's: over the size bound
-    /// of one event → 413; anything else → a bare 500.
+    /// of one event → 413; the database out of reach → 503; anything else → a bare 500.
     pub fn command_failed<E: std::fmt::Debug>(ns: Namespace, err: CommandError<E>) -> Self {
         match err {
             CommandError::TooLarge(cause) => {
@@ -144,12 +153,22 @@ impl ApiError {
                     "Request payload is too large to record",
                 )
             }
+            CommandError::Database(cause) if crate::db::is_unavailable(&cause) => {
+                tracing::warn!(error = %cause, "database unavailable");
+                Self::unavailable(ns)
+            }
             other => Self::internal(ns, other),
         }
     }
 
-    /// Logs the cause and answers a bare 500 that leaks nothing.
+    /// Logs the cause and answers a bare 500 that leaks nothing, or a 503 when the cause is a
+    /// database outage rather than a failure of this request.
     pub fn internal(ns: Namespace, cause: impl std::fmt::Display) -> Self {
+        let cause = cause.to_string();
+        if crate::db::is_unavailable_message(&cause) {
+            tracing::warn!(error = %cause, "database unavailable");
+            return Self::unavailable(ns);
+        }
         tracing::error!(error = %cause, "internal error");
         Self::in_namespace(
             ns,
