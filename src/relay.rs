@@ -304,10 +304,15 @@ pub async fn run(pool: PgPool, nats_url: String, mut wakeup: Wakeup, shutdown: C
             Ok(Holding::Stopped) => break,
             Ok(Holding::HeldElsewhere) => Duration::from_secs(1),
             Err(err) => {
-                tracing::warn!(error = %err, retry_in = ?backoff, "relay paused; events wait in the log");
+                if relay.failures == 0 {
+                    tracing::warn!(error = %err, "relay paused; events wait in the log");
+                } else {
+                    tracing::debug!(error = %err, retry_in = ?backoff, "relay still paused");
+                }
                 relay.record_failure(&err).await;
                 let pause = backoff;
-                backoff = (backoff * 2).min(Duration::from_secs(5));
+                // Short: a backlog should start draining within a second of NATS returning.
+                backoff = (backoff * 2).min(Duration::from_secs(1));
                 pause
             }
         };
