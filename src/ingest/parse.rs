@@ -183,7 +183,14 @@ fn parse_telemetry(payload: &[u8], now: DateTime<Utc>) -> Result<Vec<ValidSample
     };
     let mut samples = Vec::new();
     for (metric, raw) in fields.iter().filter(|(name, _)| name.as_str() != "ts") {
-        let value = number(raw.get()).ok_or_else(|| Rejection::NonNumericValue(metric.clone()))?;
+        let text = raw.get();
+        let value = number(text).ok_or_else(|| {
+            if text.starts_with(|c: char| c == '-' || c.is_ascii_digit()) {
+                Rejection::InvalidSample(format!("{metric}: value out of range"))
+            } else {
+                Rejection::NonNumericValue(metric.clone())
+            }
+        })?;
         let sample = validate_sample(
             SampleInput {
                 metric: metric.clone(),
