@@ -1,6 +1,8 @@
 //! Helpers for integration tests and benchmarks: build the app on a given pool, create accounts
 //! through the real register command, mint tokens.
 
+pub mod socketio;
+
 use crate::auth::TokenType;
 use crate::config::Config;
 use crate::state::AppState;

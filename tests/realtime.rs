@@ -8,6 +8,7 @@ mod support;
 use fleetstream::config::Config;
 use fleetstream::server::{self, Running};
 use fleetstream::state::AppState;
+use fleetstream::testing::socketio::SocketIoClient;
 use fleetstream::testing::{self, TestAccount};
 use fleetstream::workers::WorkerSet;
 use fleetstream_events::Role;
@@ -15,7 +16,6 @@ use serde_json::{json, Value};
 use sqlx::PgPool;
 use std::time::Duration;
 use support::nats::NatsServer;
-use support::socketio::SocketIoClient;
 
 const WAIT: Duration = Duration::from_secs(15);
 

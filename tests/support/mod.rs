@@ -2,4 +2,3 @@
 #![allow(dead_code)]
 
 pub mod nats;
-pub mod socketio;

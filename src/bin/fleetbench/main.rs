@@ -3,6 +3,8 @@
 //! Each suite lives in its own module below and adds one match arm.
 
 mod append;
+mod bench_db;
+mod ingest;
 mod sync;
 mod therapy;
 
@@ -13,8 +15,9 @@ async fn main() -> anyhow::Result<()> {
         std::env::var("DATABASE_URL").map_err(|_| anyhow::anyhow!("DATABASE_URL: is not set"))?;
     match suite.as_str() {
         "append" => append::run(&database_url).await,
+        "ingest" => ingest::run(&database_url).await,
         "sync" => sync::run(&database_url).await,
         "therapy" => therapy::run(&database_url).await,
-        other => anyhow::bail!("unknown suite {other:?}; suites: append, sync, therapy"),
+        other => anyhow::bail!("unknown suite {other:?}; suites: append, ingest, sync, therapy"),
     }
 }

@@ -1,4 +1,4 @@
-//! A Socket.IO v4 client for tests, over the WebSocket transport: connect to one namespace
+//! A Socket.IO v4 client for tests and benchmarks, over the WebSocket transport: connect to one namespace
 //! with `auth`, emit with an acknowledgement, and wait for server events. Only what the tests
 //! use of the protocol (Engine.IO open/ping/pong/message, Socket.IO connect, connect_error,
 //! event, ack). Crate clients bring a TLS stack and a blocking HTTP client; this is the test's
