@@ -4,6 +4,7 @@
 
 mod append;
 mod sync;
+mod telemetry;
 mod therapy;
 
 #[tokio::main]
@@ -15,6 +16,7 @@ async fn main() -> anyhow::Result<()> {
         "append" => append::run(&database_url).await,
         "sync" => sync::run(&database_url).await,
         "therapy" => therapy::run(&database_url).await,
-        other => anyhow::bail!("unknown suite {other:?}; suites: append, sync, therapy"),
+        "telemetry" => telemetry::run(&database_url).await,
+        other => anyhow::bail!("unknown suite {other:?}; suites: append, sync, therapy, telemetry"),
     }
 }
