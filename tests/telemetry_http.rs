@@ -242,3 +242,61 @@ async fn measurements_follow_device_visibility_and_rbac(pool: sqlx::PgPool) {
         )
     );
 }
+
+#[sqlx::test(migrator = "fleetstream::db::MIGRATOR")]
+async fn a_paired_patients_account_sees_measurements_but_may_not_record(pool: sqlx::PgPool) {
+    let state = testing::state(pool);
+    let manager = testing::account(&state, "manager@example.com", Role::Manager).await;
+    let family = testing::account(&state, "family@example.com", Role::User).await;
+    let c = TestClient::new(state.clone());
+    let r = c
+        .post(
+            "/api/v1/devices",
+            Some(&manager.token),
+            json!({"device_uid": "paired-1", "name": "Withnox", "serial_code": "SL20401000",
+                   "mac_id": "AA:BB:CC:DD:41:AD"}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    let device = r.body["id"].as_i64().unwrap();
+    let r = c
+        .post(
+            "/api/v1/lux/user/create-real-user",
+            Some(&family.token),
+            json!({"first_name": "kid", "last_name": "", "birthdate": "20150101", "gender": "F",
+                   "serial_code": "SL20401000", "mac_id": "41AD"}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let r = c
+        .post(
+            &format!("/api/devices/{device}/measurements/"),
+            Some(&family.token),
+            json!({"metric": "t", "value": 1}),
+        )
+        .await;
+    assert_eq!(
+        pair(&r),
+        (
+            403,
+            json!({"detail": "You do not have permission to perform this action."})
+        )
+    );
+    let r = c
+        .post(
+            &format!("/api/devices/{device}/measurements/"),
+            Some(&manager.token),
+            json!({"metric": "t", "value": 1}),
+        )
+        .await;
+    assert_eq!(r.status, 201);
+    testing::catch_up(&state).await;
+    let r = c
+        .get(
+            &format!("/api/devices/{device}/aggregated-data/"),
+            Some(&family.token),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.body["count"], 1);
+}
