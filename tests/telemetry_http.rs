@@ -194,6 +194,14 @@ async fn measurement_validation_is_a_drf_field_map(pool: sqlx::PgPool) {
             json!({"timestamp": ["Timestamp must be between 2000-01-01 and one day from now."]}),
         ),
         (r#"{"metric": "t", "#, json!({"detail": "JSON parse error"})),
+        (
+            r#"[1, 2]"#,
+            json!({"non_field_errors": ["Invalid data. Expected a dictionary."]}),
+        ),
+        (
+            r#"{"metric": "t", "value": 1, "unit": ["C"]}"#,
+            json!({"unit": ["Not a valid string."]}),
+        ),
     ];
     for (body, want) in cases {
         let r = post_raw(&ctx, &ctx.manager, body).await;
@@ -214,6 +222,8 @@ async fn measurements_follow_device_visibility_and_rbac(pool: sqlx::PgPool) {
     let not_found = (404, json!({"detail": "Not found."}));
     // Another account neither sees nor may write the device: 404, as for device reads.
     assert_eq!(pair(&post_raw(&ctx, &ctx.other, body).await), not_found);
+    // Permission comes before the body: a broken body from a stranger is still 404.
+    assert_eq!(pair(&post_raw(&ctx, &ctx.other, "{oops").await), not_found);
     let path = format!("/api/devices/{}/aggregated-data/", ctx.device);
     assert_eq!(pair(&ctx.c.get(&path, Some(&ctx.other)).await), not_found);
     // Unknown ids and non-integer ids.
