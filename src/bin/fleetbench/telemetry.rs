@@ -44,6 +44,14 @@ const BATCHES: usize = 200;
 const SUBMITTERS: usize = 4;
 const LONG_DAYS: i64 = 30;
 
+/// `FLEETBENCH_TELEMETRY_DAYS` shortens the 30-day series for a quick smoke run.
+fn long_days() -> i64 {
+    std::env::var("FLEETBENCH_TELEMETRY_DAYS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(LONG_DAYS)
+}
+
 pub async fn run(database_url: &str) -> anyhow::Result<()> {
     let pool = fresh_database(database_url).await?;
     let state = testing::state(pool.clone());
@@ -63,15 +71,16 @@ pub async fn run(database_url: &str) -> anyhow::Result<()> {
         }
         devices.push(r.body["id"].as_i64().context("device id")?);
     }
-    sqlx::query(
+    for ddl in [
         "CREATE TABLE bench_plain (id BIGSERIAL PRIMARY KEY, device_id BIGINT NOT NULL, \
-         metric TEXT NOT NULL, value NUMERIC(20,10) NOT NULL, unit TEXT, ts TIMESTAMPTZ NOT NULL); \
-         CREATE TABLE bench_copy (id BIGINT NOT NULL, device_id BIGINT NOT NULL, metric TEXT NOT NULL, \
-         value NUMERIC(20,10) NOT NULL, unit TEXT, ts TIMESTAMPTZ NOT NULL, PRIMARY KEY (id, ts)); \
-         CREATE INDEX ON bench_copy (device_id, ts DESC, id DESC)",
-    )
-    .execute(&pool)
-    .await?;
+         metric TEXT NOT NULL, value NUMERIC(20,10) NOT NULL, unit TEXT, ts TIMESTAMPTZ NOT NULL)",
+        "CREATE TABLE bench_copy (id BIGINT NOT NULL, device_id BIGINT NOT NULL, \
+         metric TEXT NOT NULL, value NUMERIC(20,10) NOT NULL, unit TEXT, ts TIMESTAMPTZ NOT NULL, \
+         PRIMARY KEY (id, ts))",
+        "CREATE INDEX ON bench_copy (device_id, ts DESC, id DESC)",
+    ] {
+        sqlx::query(ddl).execute(&pool).await?;
+    }
 
     // Projection workers run throughout, as in `serve`.
     let shutdown = CancellationToken::new();
@@ -446,9 +455,10 @@ async fn long_series(
     device: i64,
     token: &str,
 ) -> anyhow::Result<()> {
-    let start = now_minus_days(LONG_DAYS + 3);
-    let seconds = LONG_DAYS * 86_400;
-    println!("3. loading {seconds} samples (30 days at 1 Hz) for one device…");
+    let days = long_days();
+    let start = now_minus_days(days + 3);
+    let seconds = days * 86_400;
+    println!("3. loading {seconds} samples ({days} days at 1 Hz) for one device…");
     let loading = Instant::now();
     let chunk = 5_000i64;
     let mut tasks = Vec::new();
@@ -506,7 +516,7 @@ async fn long_series(
         let sent = Instant::now();
         let r = client.get(&path, Some(token)).await;
         let took = sent.elapsed();
-        if r.status != 200 || r.body["count"] != json!(LONG_DAYS * 24) {
+        if r.status != 200 || r.body["count"] != json!(days * 24) {
             bail!("analytics reply: {} {}", r.status, r.text);
         }
         if round >= 2 {
@@ -541,7 +551,7 @@ async fn long_series(
             buckets = rows.len();
         }
     }
-    println!("  analytics/telemetry, 30 days, interval 1h ({buckets} buckets), {rounds} rounds ({raw_rounds} raw):");
+    println!("  analytics/telemetry, {days} days, interval 1h ({buckets} buckets), {rounds} rounds ({raw_rounds} raw):");
     let p = |s: &Samples, q| s.pct(q).as_secs_f64() * 1e3;
     println!(
         "    baseline raw rows (same SQL shape, no roll-up): p50 {:>8.1} ms  p99 {:>8.1} ms",
