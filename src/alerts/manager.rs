@@ -20,6 +20,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 use uuid::Uuid;
 
 pub const NAME: &str = "alert_manager";
@@ -207,7 +208,10 @@ impl AlertManager {
     /// Runs until `shutdown`, woken by appends, polling as a fallback.
     pub async fn run(self, mut wakeup: Wakeup, shutdown: CancellationToken) {
         while !shutdown.is_cancelled() {
-            match self.step(500).await {
+            let batch = self
+                .step(500)
+                .instrument(tracing::info_span!("alert_manager_batch"));
+            match batch.await {
                 Ok(Some(n)) if n >= 500 => continue,
                 Ok(_) => {
                     tokio::select! {
