@@ -1,10 +1,10 @@
 //! Seed 004 telemetry under `/api/devices/{id}/`: `POST measurements/` and
 //! `GET aggregated-data/` (DRF shapes; visibility as for device reads).
 
-use super::domain::{self, Actor, SampleInput, TelemetryError};
+use super::domain::{self, Actor, DeviceFacts, SampleInput, TelemetryError};
 use super::RecordError;
 use crate::auth::Caller;
-use crate::devices::views::{self, DeviceRow};
+use crate::devices::views;
 use crate::http::{ApiError, Json, Namespace};
 use crate::state::AppState;
 use axum::extract::{Path, State};
@@ -191,11 +191,15 @@ fn device_id(raw: &str) -> Result<i64, ApiError> {
     raw.parse().map_err(|_| ApiError::not_found(NS))
 }
 
-async fn visible(state: &AppState, caller: &Caller, id: i64) -> Result<DeviceRow, ApiError> {
+async fn visible(state: &AppState, caller: &Caller, id: i64) -> Result<DeviceFacts, ApiError> {
     let mut conn = state.pool().acquire().await.map_err(internal)?;
-    views::visible_by_id(&mut conn, id, caller.account_id, caller.is_manager())
+    views::visible_owner(&mut conn, id, caller.account_id, caller.is_manager())
         .await
         .map_err(internal)?
+        .map(|(device_id, owner_id)| DeviceFacts {
+            device_id,
+            owner_id,
+        })
         .ok_or_else(|| ApiError::not_found(NS))
 }
 
@@ -227,13 +231,13 @@ pub async fn create(
         account_id: caller.account_id,
         is_manager: caller.is_manager(),
     };
-    domain::authorize_record(Some(device.facts()), actor)
+    domain::authorize_record(Some(device), actor)
         .map_err(|e| record_error(RecordError::Domain(e)))?;
     let input = parse_body(read_body(&body)?)?;
     let done = super::record(
         &state.telemetry,
         meta(&caller),
-        Some(device.facts()),
+        Some(device),
         actor,
         vec![input],
     )
