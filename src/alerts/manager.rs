@@ -221,6 +221,13 @@ impl AlertManager {
                 }
                 Err(err) => {
                     tracing::error!(error = %err, "alert manager batch failed; it will be retried");
+                    let _ = sqlx::query(
+                        "UPDATE projection_checkpoints SET last_error = $2 WHERE name = $1",
+                    )
+                    .bind(NAME)
+                    .bind(err.to_string())
+                    .execute(&self.store.pool)
+                    .await;
                     tokio::select! {
                         _ = shutdown.cancelled() => break,
                         _ = tokio::time::sleep(Duration::from_secs(1)) => {}
