@@ -206,6 +206,13 @@ async fn http_ingest(
         "  ratio fleetstream/baseline: {:.2}x (goal >= 1.0x)",
         fleet_rate / raw_rate
     );
+    let per_tx: f64 = sqlx::query_scalar(
+        "SELECT count(*)::float8 / greatest(count(DISTINCT transaction_id::text), 1) \
+         FROM events WHERE category = 'telemetry'",
+    )
+    .fetch_one(pool)
+    .await?;
+    println!("  group commit: {per_tx:.1} measurements per transaction");
     Ok(())
 }
 
