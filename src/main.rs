@@ -273,6 +273,22 @@ async fn projections(state: AppState, command: ProjectionsCommand) -> anyhow::Re
                     s.last_error.unwrap_or_default()
                 );
             }
+            let telemetry = vec!["telemetry".to_owned()];
+            let s = fleetstream_projections::status(
+                &mut conn,
+                fleetstream::alerts::manager::NAME,
+                Some(&telemetry),
+            )
+            .await?;
+            println!(
+                "{:<24} {:<7} {:>10} {:>10} {:>9.1}  {}",
+                s.name,
+                "manager",
+                s.position,
+                s.lag_events,
+                s.lag_seconds,
+                s.last_error.unwrap_or_default()
+            );
             let s = fleetstream_projections::status(&mut conn, relay::RELAY_NAME, None).await?;
             println!(
                 "{:<24} {:<7} {:>10} {:>10} {:>9.1}  {}",

@@ -83,6 +83,10 @@ async fn report_lag(state: AppState, shutdown: CancellationToken) {
             )
         })
         .collect();
+    names.push((
+        crate::alerts::manager::NAME.to_owned(),
+        Some(vec!["telemetry".to_owned()]),
+    ));
     names.push((crate::relay::RELAY_NAME.to_owned(), None));
     loop {
         for (name, categories) in &names {

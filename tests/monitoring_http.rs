@@ -256,6 +256,17 @@ async fn alert_rule_validation_and_rbac(pool: sqlx::PgPool) {
             .request(method, path, Some(&ctx.user), rule_body())
             .await;
         assert_eq!(pair(&r), forbidden(), "{method} {path}");
+        // The role is checked before the body or the query is validated.
+        let r = ctx
+            .c
+            .request(
+                method,
+                &format!("{path}?limit=abc"),
+                Some(&ctx.user),
+                json!({"name": 5}),
+            )
+            .await;
+        assert_eq!(pair(&r), forbidden(), "{method} {path} with a bad body");
         let r = ctx.c.request(method, path, None, rule_body()).await;
         assert_eq!(
             pair(&r),

@@ -194,6 +194,14 @@ async fn measurement_validation_is_a_drf_field_map(pool: sqlx::PgPool) {
             json!({"timestamp": ["Timestamp must be between 2000-01-01 and one day from now."]}),
         ),
         (r#"{"metric": "t", "#, json!({"detail": "JSON parse error"})),
+        (
+            r#"[1, 2]"#,
+            json!({"non_field_errors": ["Invalid data. Expected a dictionary."]}),
+        ),
+        (
+            r#"{"metric": "t", "value": 1, "unit": ["C"]}"#,
+            json!({"unit": ["Not a valid string."]}),
+        ),
     ];
     for (body, want) in cases {
         let r = post_raw(&ctx, &ctx.manager, body).await;
@@ -214,6 +222,8 @@ async fn measurements_follow_device_visibility_and_rbac(pool: sqlx::PgPool) {
     let not_found = (404, json!({"detail": "Not found."}));
     // Another account neither sees nor may write the device: 404, as for device reads.
     assert_eq!(pair(&post_raw(&ctx, &ctx.other, body).await), not_found);
+    // Permission comes before the body: a broken body from a stranger is still 404.
+    assert_eq!(pair(&post_raw(&ctx, &ctx.other, "{oops").await), not_found);
     let path = format!("/api/devices/{}/aggregated-data/", ctx.device);
     assert_eq!(pair(&ctx.c.get(&path, Some(&ctx.other)).await), not_found);
     // Unknown ids and non-integer ids.
@@ -241,4 +251,62 @@ async fn measurements_follow_device_visibility_and_rbac(pool: sqlx::PgPool) {
             json!({"detail": "Authentication credentials were not provided."})
         )
     );
+}
+
+#[sqlx::test(migrator = "fleetstream::db::MIGRATOR")]
+async fn a_paired_patients_account_sees_measurements_but_may_not_record(pool: sqlx::PgPool) {
+    let state = testing::state(pool);
+    let manager = testing::account(&state, "manager@example.com", Role::Manager).await;
+    let family = testing::account(&state, "family@example.com", Role::User).await;
+    let c = TestClient::new(state.clone());
+    let r = c
+        .post(
+            "/api/v1/devices",
+            Some(&manager.token),
+            json!({"device_uid": "paired-1", "name": "Withnox", "serial_code": "SL20401000",
+                   "mac_id": "AA:BB:CC:DD:41:AD"}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    let device = r.body["id"].as_i64().unwrap();
+    let r = c
+        .post(
+            "/api/v1/lux/user/create-real-user",
+            Some(&family.token),
+            json!({"first_name": "kid", "last_name": "", "birthdate": "20150101", "gender": "F",
+                   "serial_code": "SL20401000", "mac_id": "41AD"}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let r = c
+        .post(
+            &format!("/api/devices/{device}/measurements/"),
+            Some(&family.token),
+            json!({"metric": "t", "value": 1}),
+        )
+        .await;
+    assert_eq!(
+        pair(&r),
+        (
+            403,
+            json!({"detail": "You do not have permission to perform this action."})
+        )
+    );
+    let r = c
+        .post(
+            &format!("/api/devices/{device}/measurements/"),
+            Some(&manager.token),
+            json!({"metric": "t", "value": 1}),
+        )
+        .await;
+    assert_eq!(r.status, 201);
+    testing::catch_up(&state).await;
+    let r = c
+        .get(
+            &format!("/api/devices/{device}/aggregated-data/"),
+            Some(&family.token),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.body["count"], 1);
 }

@@ -519,4 +519,27 @@ async fn concurrent_recordings_share_transactions_and_each_gets_its_own_reply(po
         .flat_map(|d| d.events.iter().map(|e| e.transaction_id))
         .collect();
     assert_eq!(xids.len(), 1, "one batch, one transaction");
+
+    // A batch with an empty recording is refused whole, before it can share a transaction.
+    let refused = state
+        .telemetry
+        .append(vec![
+            IngestItem {
+                device_id,
+                metadata: EventMetadata::default(),
+                kind: IngestKind::Samples(vec![sample("t", Decimal::ONE, at)]),
+                source: None,
+            },
+            IngestItem {
+                device_id,
+                metadata: EventMetadata::default(),
+                kind: IngestKind::Samples(vec![]),
+                source: None,
+            },
+        ])
+        .await;
+    assert!(matches!(
+        refused,
+        Err(fleetstream::measurements::ingest::IngestError::Invalid(_))
+    ));
 }

@@ -78,3 +78,73 @@ fn unknown_event_types_fail_to_decode_with_their_name() {
     let err = AccountEvent::decode("AccountVanished", 1, &serde_json::json!({})).unwrap_err();
     assert_eq!(err.event_type, "AccountVanished");
 }
+
+#[test]
+fn telemetry_alert_and_report_payloads() {
+    use fleetstream_events::{
+        AlertEvent, AnalysisType, Connectivity, Notification, ReportEvent, Severity,
+        TelemetryEvent, TelemetrySample,
+    };
+    use rust_decimal::Decimal;
+    let recorded = TelemetryEvent::TelemetryRecorded {
+        device_id: 5,
+        samples: vec![TelemetrySample {
+            id: 100,
+            metric: "temperature".into(),
+            value: Decimal::new(255, 1),
+            unit: Some("°C".into()),
+            timestamp: fixed_time(),
+        }],
+        recorded_at: fixed_time(),
+    };
+    let status = TelemetryEvent::DeviceStatusReported {
+        device_id: 5,
+        status: Connectivity::Online,
+        reported_at: fixed_time(),
+    };
+    assert_eq!(TelemetryEvent::stream_id(5), "telemetry-5");
+    let raised = AlertEvent::AlertRaised {
+        alert_id: 1,
+        rule_id: 3,
+        device_id: 5,
+        severity: Severity::Critical,
+        metric: "temperature".into(),
+        value: Decimal::new(4525, 2),
+        message: "temperature 45.25 > 40 (hot)".into(),
+        triggered_by: Uuid::from_u128(0xaa),
+        owner_id: Some(2),
+        notification: Notification {
+            title: "Alert: hot".into(),
+            message: "temperature 45.25 > 40 (hot)".into(),
+            kind: "critical".into(),
+        },
+        raised_at: fixed_time(),
+    };
+    assert_eq!(
+        AlertEvent::stream_id(fleetstream_events::alert_stream_key(3, 5)),
+        "alert-3_5"
+    );
+    let report = ReportEvent::AnalysisRecorded {
+        result_id: 9,
+        analysis_type: AnalysisType::Trend,
+        device_id: 5,
+        device_uid: "sensor-temp-001".into(),
+        params: serde_json::json!({"metric": "temperature"}),
+        result: serde_json::json!({"trend": "stable"}),
+        created_at: fixed_time(),
+    };
+    insta::assert_json_snapshot!(
+        "telemetry_alert_report",
+        serde_json::json!({
+            "recorded": recorded.to_data(),
+            "status": status.to_data(),
+            "raised": raised.to_data(),
+            "report": report.to_data(),
+        })
+    );
+    // Decimals travel as strings and come back exact.
+    let back = TelemetryEvent::decode("TelemetryRecorded", 1, &recorded.to_data()).unwrap();
+    assert_eq!(back, recorded);
+    let back = AlertEvent::decode("AlertRaised", 1, &raised.to_data()).unwrap();
+    assert_eq!(back, raised);
+}

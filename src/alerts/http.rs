@@ -208,9 +208,11 @@ impl From<AlertState> for AlertView {
 pub async fn alerts(
     State(state): State<AppState>,
     caller: Caller,
-    Query(q): Query<AlertsQuery>,
+    query: Result<Query<AlertsQuery>, ApiError>,
 ) -> Result<Json<Vec<AlertView>>, ApiError> {
+    // FastAPI resolves the role dependency before it reports validation errors.
     require_manager(&caller)?;
+    let Query(q) = query?;
     let (skip, limit) = page(q.skip, q.limit, 50, MAX_LIMIT)?;
     let rows: Vec<AlertView> = sqlx::query_as(
         "SELECT id, rule_id, device_id, severity, message, is_acknowledged, acknowledged_by, \
@@ -437,9 +439,10 @@ fn rule_reply(rule: &AlertRule) -> Result<RuleView, ApiError> {
 pub async fn create_rule(
     State(state): State<AppState>,
     caller: Caller,
-    Json(body): Json<CreateRule>,
+    body: Result<Json<CreateRule>, ApiError>,
 ) -> Result<Response, ApiError> {
     require_manager(&caller)?;
+    let Json(body) = body?;
     let spec = AlertRuleSpec {
         name: body.name,
         description: body.description,
@@ -464,9 +467,10 @@ pub async fn patch_rule(
     State(state): State<AppState>,
     caller: Caller,
     Path(rule_id): Path<String>,
-    Json(body): Json<Option<PatchRule>>,
+    body: Result<Json<Option<PatchRule>>, ApiError>,
 ) -> Result<Json<RuleView>, ApiError> {
     require_manager(&caller)?;
+    let Json(body) = body?;
     let rule_id = int_path(&rule_id, "rule_id")?;
     let body = body.unwrap_or_default();
     let changes = AlertRuleChanges {

@@ -20,6 +20,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 use uuid::Uuid;
 
 pub const NAME: &str = "alert_manager";
@@ -207,7 +208,10 @@ impl AlertManager {
     /// Runs until `shutdown`, woken by appends, polling as a fallback.
     pub async fn run(self, mut wakeup: Wakeup, shutdown: CancellationToken) {
         while !shutdown.is_cancelled() {
-            match self.step(500).await {
+            let batch = self
+                .step(500)
+                .instrument(tracing::info_span!("alert_manager_batch"));
+            match batch.await {
                 Ok(Some(n)) if n >= 500 => continue,
                 Ok(_) => {
                     tokio::select! {
@@ -217,6 +221,13 @@ impl AlertManager {
                 }
                 Err(err) => {
                     tracing::error!(error = %err, "alert manager batch failed; it will be retried");
+                    let _ = sqlx::query(
+                        "UPDATE projection_checkpoints SET last_error = $2 WHERE name = $1",
+                    )
+                    .bind(NAME)
+                    .bind(err.to_string())
+                    .execute(&self.store.pool)
+                    .await;
                     tokio::select! {
                         _ = shutdown.cancelled() => break,
                         _ = tokio::time::sleep(Duration::from_secs(1)) => {}

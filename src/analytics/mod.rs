@@ -75,11 +75,15 @@ pub async fn series(
         ),
         _ => String::new(),
     };
+    // The raw parts are two plain index ranges (before and after the roll-up's span), so a
+    // month-long window reads its edges, not every row in between.
     let sql = format!(
         "WITH parts AS ({rollup} \
             SELECT ts, metric, 1::bigint AS count, value AS sum, value AS min, value AS max \
-            FROM measurements WHERE device_id = $1 AND ts >= $2 AND ts < $3 \
-              AND (ts < $5 OR ts >= $6)) \
+            FROM measurements WHERE device_id = $1 AND ts >= $2 AND ts < least($5, $3) \
+            UNION ALL \
+            SELECT ts, metric, 1::bigint AS count, value AS sum, value AS min, value AS max \
+            FROM measurements WHERE device_id = $1 AND ts >= greatest($6, $2) AND ts < $3) \
          SELECT {bucket} AS bucket, metric, sum(count)::bigint AS count, sum(sum) AS sum, \
                 min(min) AS min, max(max) AS max \
          FROM parts GROUP BY 1, 2 ORDER BY 1, 2"

@@ -156,6 +156,24 @@ pub async fn visible_by_id(
     .await
 }
 
+/// The id and owner of a device the caller may see (the visibility rule below), without the
+/// rest of the row: the hot path of telemetry writes and reads.
+pub async fn visible_owner(
+    conn: &mut PgConnection,
+    id: i64,
+    account_id: i64,
+    is_manager: bool,
+) -> Result<Option<(i64, Option<i64>)>, sqlx::Error> {
+    sqlx::query_as(&format!(
+        "SELECT id, owner_id FROM devices d WHERE id = $1 AND deleted_at IS NULL AND ({VISIBLE})"
+    ))
+    .bind(id)
+    .bind(account_id)
+    .bind(is_manager)
+    .fetch_optional(conn)
+    .await
+}
+
 /// SQL predicate of the visibility rule; binds `$2` = account id, `$3` = is manager.
 pub const VISIBLE: &str = "$3 OR d.owner_id = $2 OR EXISTS (SELECT 1 FROM patients p \
     WHERE p.id = d.real_user_id AND p.root_user_id = $2)";

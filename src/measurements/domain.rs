@@ -198,6 +198,20 @@ pub fn validate_sample(
     })
 }
 
+/// A recording holds at least one and at most [`MAX_SAMPLES_PER_COMMAND`] samples.
+pub fn check_sample_count(n: usize) -> Result<(), TelemetryError> {
+    if n == 0 {
+        return Err(invalid("samples", "No samples were sent."));
+    }
+    if n > MAX_SAMPLES_PER_COMMAND {
+        return Err(invalid(
+            "samples",
+            format!("Ensure there are no more than {MAX_SAMPLES_PER_COMMAND} samples."),
+        ));
+    }
+    Ok(())
+}
+
 /// RecordTelemetry: the samples with their ids, split into events of at most
 /// [`MAX_SAMPLES_PER_TELEMETRY_EVENT`]. `ids` come from the sequence, one per sample.
 pub fn decide_record(
@@ -206,15 +220,7 @@ pub fn decide_record(
     samples: Vec<ValidSample>,
     now: DateTime<Utc>,
 ) -> Result<Vec<TelemetryEvent>, TelemetryError> {
-    if samples.is_empty() {
-        return Err(invalid("samples", "No samples were sent."));
-    }
-    if samples.len() > MAX_SAMPLES_PER_COMMAND {
-        return Err(invalid(
-            "samples",
-            format!("Ensure there are no more than {MAX_SAMPLES_PER_COMMAND} samples."),
-        ));
-    }
+    check_sample_count(samples.len())?;
     assert_eq!(ids.len(), samples.len(), "one id per sample");
     let samples: Vec<TelemetrySample> = samples
         .into_iter()

@@ -1,10 +1,10 @@
 //! Seed 004 telemetry under `/api/devices/{id}/`: `POST measurements/` and
 //! `GET aggregated-data/` (DRF shapes; visibility as for device reads).
 
-use super::domain::{self, Actor, SampleInput, TelemetryError};
+use super::domain::{self, Actor, DeviceFacts, SampleInput, TelemetryError};
 use super::RecordError;
 use crate::auth::Caller;
-use crate::devices::views::{self, DeviceRow};
+use crate::devices::views;
 use crate::http::{ApiError, Json, Namespace};
 use crate::state::AppState;
 use axum::extract::{Path, State};
@@ -53,10 +53,28 @@ pub struct MeasurementBody {
     pub metric: Option<Box<RawValue>>,
     #[serde(default, deserialize_with = "raw_field")]
     pub value: Option<Box<RawValue>>,
-    #[serde(default)]
-    pub unit: Option<String>,
+    #[serde(default, deserialize_with = "raw_field")]
+    pub unit: Option<Box<RawValue>>,
     #[serde(default, deserialize_with = "raw_field")]
     pub timestamp: Option<Box<RawValue>>,
+}
+
+/// The body, parsed only once the caller may write (DRF checks permissions first).
+fn read_body(bytes: &[u8]) -> Result<MeasurementBody, ApiError> {
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Ok(MeasurementBody::default());
+    }
+    let parse_error = || ApiError::detail(StatusCode::BAD_REQUEST, "JSON parse error");
+    let raw: &RawValue = serde_json::from_slice(bytes).map_err(|_| parse_error())?;
+    // Serde would take an array as the struct's fields in order; DRF wants an object.
+    match raw.get().as_bytes().first() {
+        Some(b'{') => serde_json::from_str(raw.get()).map_err(|_| parse_error()),
+        _ if raw.get() == "null" => Ok(MeasurementBody::default()),
+        _ => Err(ApiError::with_body(
+            StatusCode::BAD_REQUEST,
+            json!({"non_field_errors": ["Invalid data. Expected a dictionary."]}),
+        )),
+    }
 }
 
 /// A stored measurement as seed 004 shows it.
@@ -144,11 +162,22 @@ fn parse_body(body: MeasurementBody) -> Result<SampleInput, ApiError> {
             }
         },
     };
+    let unit = match body.unit.as_deref() {
+        None => None,
+        Some(raw) if raw.get() == "null" => None,
+        Some(raw) => match text(raw) {
+            Some(s) => Some(s),
+            None => {
+                fail("unit", "Not a valid string.");
+                None
+            }
+        },
+    };
     match (metric, value) {
         (Some(metric), Some(value)) if errors.is_empty() => Ok(SampleInput {
             metric,
             value,
-            unit: body.unit,
+            unit,
             timestamp,
         }),
         _ => Err(ApiError::with_body(
@@ -162,11 +191,15 @@ fn device_id(raw: &str) -> Result<i64, ApiError> {
     raw.parse().map_err(|_| ApiError::not_found(NS))
 }
 
-async fn visible(state: &AppState, caller: &Caller, id: i64) -> Result<DeviceRow, ApiError> {
+async fn visible(state: &AppState, caller: &Caller, id: i64) -> Result<DeviceFacts, ApiError> {
     let mut conn = state.pool().acquire().await.map_err(internal)?;
-    views::visible_by_id(&mut conn, id, caller.account_id, caller.is_manager())
+    views::visible_owner(&mut conn, id, caller.account_id, caller.is_manager())
         .await
         .map_err(internal)?
+        .map(|(device_id, owner_id)| DeviceFacts {
+            device_id,
+            owner_id,
+        })
         .ok_or_else(|| ApiError::not_found(NS))
 }
 
@@ -190,7 +223,7 @@ pub async fn create(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
-    Json(body): Json<Option<MeasurementBody>>,
+    body: axum::body::Bytes,
 ) -> Result<Response, ApiError> {
     let id = device_id(&id)?;
     let device = visible(&state, &caller, id).await?;
@@ -198,13 +231,13 @@ pub async fn create(
         account_id: caller.account_id,
         is_manager: caller.is_manager(),
     };
-    domain::authorize_record(Some(device.facts()), actor)
+    domain::authorize_record(Some(device), actor)
         .map_err(|e| record_error(RecordError::Domain(e)))?;
-    let input = parse_body(body.unwrap_or_default())?;
+    let input = parse_body(read_body(&body)?)?;
     let done = super::record(
         &state.telemetry,
         meta(&caller),
-        Some(device.facts()),
+        Some(device),
         actor,
         vec![input],
     )

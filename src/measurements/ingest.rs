@@ -105,6 +105,12 @@ impl TelemetryWriter {
         if items.is_empty() {
             return Ok(Vec::new());
         }
+        // Refused here, before queueing, so one caller's bad item never fails a shared batch.
+        for item in &items {
+            if let IngestKind::Samples(samples) = &item.kind {
+                domain::check_sample_count(samples.len()).map_err(IngestError::Invalid)?;
+            }
+        }
         let jobs = self.jobs.get_or_init(|| {
             let (tx, rx) = mpsc::channel(1024);
             tokio::spawn(gather(self.store.clone(), self.config.clone(), rx));
@@ -274,11 +280,4 @@ async fn commit(
                 .collect()
         })
         .collect())
-}
-
-/// Validation failures map to the caller's error shape; keep the type reachable.
-impl From<TelemetryError> for IngestError {
-    fn from(err: TelemetryError) -> Self {
-        Self::Invalid(err)
-    }
 }

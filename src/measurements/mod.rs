@@ -6,7 +6,6 @@ pub mod domain;
 pub mod http;
 pub mod ingest;
 
-use crate::devices::views::DeviceRow;
 use domain::{Actor, DeviceFacts, SampleInput, TelemetryError, ValidSample};
 use fleetstream_events::{Connectivity, EventMetadata};
 use ingest::{IngestError, IngestItem, IngestKind, Ingested, TelemetryWriter};
@@ -23,15 +22,6 @@ impl From<IngestError> for RecordError {
         match err {
             IngestError::Invalid(e) => Self::Domain(e),
             IngestError::Failed(m) => Self::Failed(m),
-        }
-    }
-}
-
-impl DeviceRow {
-    pub fn facts(&self) -> DeviceFacts {
-        DeviceFacts {
-            device_id: self.id,
-            owner_id: self.owner_id,
         }
     }
 }

@@ -6,6 +6,7 @@ mod append;
 mod bench_db;
 mod ingest;
 mod sync;
+mod telemetry;
 mod therapy;
 
 #[tokio::main]
@@ -18,6 +19,9 @@ async fn main() -> anyhow::Result<()> {
         "ingest" => ingest::run(&database_url).await,
         "sync" => sync::run(&database_url).await,
         "therapy" => therapy::run(&database_url).await,
-        other => anyhow::bail!("unknown suite {other:?}; suites: append, ingest, sync, therapy"),
+        "telemetry" => telemetry::run(&database_url).await,
+        other => anyhow::bail!(
+            "unknown suite {other:?}; suites: append, ingest, sync, telemetry, therapy"
+        ),
     }
 }

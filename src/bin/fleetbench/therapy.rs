@@ -166,7 +166,7 @@ async fn baseline_handler(
     )))
 }
 
-async fn serve(router: axum::Router) -> anyhow::Result<SocketAddr> {
+pub(crate) async fn serve(router: axum::Router) -> anyhow::Result<SocketAddr> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
     tokio::spawn(async move { axum::serve(listener, router).await });
@@ -179,29 +179,29 @@ struct Target {
 }
 
 #[derive(Default)]
-struct Samples {
-    latencies: Vec<Duration>,
-    wall: Duration,
+pub(crate) struct Samples {
+    pub(crate) latencies: Vec<Duration>,
+    pub(crate) wall: Duration,
 }
 
 impl Samples {
-    fn extend(&mut self, other: Samples) {
+    pub(crate) fn extend(&mut self, other: Samples) {
         self.latencies.extend(other.latencies);
         self.wall += other.wall;
     }
 
-    fn pct(&self, p: f64) -> Duration {
+    pub(crate) fn pct(&self, p: f64) -> Duration {
         let mut sorted = self.latencies.clone();
         sorted.sort();
         let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
         sorted[rank.clamp(1, sorted.len()) - 1]
     }
 
-    fn throughput(&self) -> f64 {
+    pub(crate) fn throughput(&self) -> f64 {
         self.latencies.len() as f64 / self.wall.as_secs_f64()
     }
 
-    fn report(&self, label: &str) {
+    pub(crate) fn report(&self, label: &str) {
         println!(
             "  {label:34} p50 {:>8.3} ms  p99 {:>8.3} ms  {:>8.0} req/s",
             self.pct(50.0).as_secs_f64() * 1e3,
