@@ -309,6 +309,7 @@ fn batch_items(devices: &[i64], seed: usize, at: DateTime<Utc>) -> Vec<IngestIte
         .map(|(d, &device_id)| IngestItem {
             device_id,
             metadata: EventMetadata::default(),
+            source: None,
             kind: IngestKind::Samples(
                 (0..per_device)
                     .map(|k| ValidSample {
@@ -487,6 +488,7 @@ async fn long_series(
                         device_id: device,
                         metadata: EventMetadata::default(),
                         kind: IngestKind::Samples(samples),
+                        source: None,
                     })
                     .await
                     .map_err(|e| anyhow::anyhow!("{e}"))?;
