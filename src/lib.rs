@@ -11,6 +11,7 @@ pub mod es;
 pub mod http;
 pub mod relay;
 pub mod routes;
+pub mod server;
 pub mod state;
 pub mod sync;
 pub mod telemetry;

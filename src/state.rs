@@ -19,6 +19,10 @@ pub struct AppState {
     pub throttle: Arc<crate::auth::throttle::LoginThrottle>,
     /// Where verification SMS go (default: recorded in the log and `outbound_messages`).
     pub sms: Arc<dyn crate::accounts::sms::SmsSender>,
+    /// Verification SMS per phone, account and IP, sized from `config.sms_*`.
+    pub sms_limits: Arc<crate::accounts::sms_limit::SmsLimits>,
+    /// Requests handled at once (`config.max_in_flight`); past it, load is shed.
+    pub in_flight: Arc<tokio::sync::Semaphore>,
 }
 
 impl AppState {
@@ -28,7 +32,16 @@ impl AppState {
             config.login_failures_per_account,
             config.login_failures_per_ip,
         );
+        crate::auth::password::configure(config.password_hash_concurrency);
+        let sms_limits = crate::accounts::sms_limit::SmsLimits::new(
+            config.sms_per_phone,
+            config.sms_per_account,
+            config.sms_per_ip,
+            config.sms_window,
+        );
         Self {
+            sms_limits: Arc::new(sms_limits),
+            in_flight: Arc::new(tokio::sync::Semaphore::new(config.max_in_flight.max(1))),
             throttle: Arc::new(throttle),
             sms: Arc::new(crate::accounts::sms::RecordingSmsSender),
             store: EventStore::new(pool, fleetstream_projections::read_models::all()),

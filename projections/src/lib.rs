@@ -8,7 +8,8 @@ mod rebuild;
 mod runner;
 
 pub use checkpoint::{
-    ensure_checkpoint, load_checkpoint, save_checkpoint, status, ProjectionStatus,
+    ensure_checkpoint, load_checkpoint, projection_status, save_checkpoint, status,
+    ProjectionStatus,
 };
 pub use projection::{apply_inline, Mode, Projection, ProjectionError};
 pub use rebuild::{rebuild, reset};

@@ -1,13 +1,55 @@
-//! argon2id password hashing.
+//! argon2id password hashing, off the async executor. Each hash or verification costs tens of
+//! milliseconds of CPU; run inline on tokio's workers, a login storm stalls every other request
+//! (issue 17). They run on the blocking pool instead, at most `FLEET_PASSWORD_HASH_CONCURRENCY`
+//! at once (default: the number of cores), so a storm queues logins behind each other and
+//! leaves cores and executor threads to the rest of the API.
 
 use argon2::password_hash::{
     rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString,
 };
 use argon2::Argon2;
+use std::sync::{Arc, OnceLock};
+use std::time::Instant;
+use tokio::sync::Semaphore;
 
 pub const MIN_PASSWORD_LEN: usize = 8;
 
-pub fn hash(password: &str) -> String {
+/// Process-wide, because every door, the CLI and start-up hash through the same cores; set
+/// once from the configuration before the first hash (later calls keep the first size).
+static PERMITS: OnceLock<Arc<Semaphore>> = OnceLock::new();
+
+/// The default bound: one hash per core.
+pub fn default_concurrency() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+}
+
+/// Sizes the bound; returns the size in force (the first configured one wins).
+pub fn configure(concurrency: usize) -> usize {
+    PERMITS
+        .get_or_init(|| Arc::new(Semaphore::new(concurrency.max(1))))
+        .available_permits()
+}
+
+fn permits() -> &'static Arc<Semaphore> {
+    PERMITS.get_or_init(|| Arc::new(Semaphore::new(default_concurrency())))
+}
+
+async fn bounded<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> T {
+    let queued = Instant::now();
+    let _permit = permits()
+        .clone()
+        .acquire_owned()
+        .await
+        .expect("the password semaphore is never closed");
+    metrics::histogram!("fleet_password_hash_wait_seconds").record(queued.elapsed().as_secs_f64());
+    tokio::task::spawn_blocking(work)
+        .await
+        .expect("argon2 does not panic")
+}
+
+fn hash_now(password: &str) -> String {
     let salt = SaltString::generate(&mut OsRng);
     Argon2::default()
         .hash_password(password.as_bytes(), &salt)
@@ -15,7 +57,7 @@ pub fn hash(password: &str) -> String {
         .to_string()
 }
 
-pub fn verify(password: &str, stored_hash: &str) -> bool {
+fn verify_now(password: &str, stored_hash: &str) -> bool {
     PasswordHash::new(stored_hash)
         .map(|parsed| {
             Argon2::default()
@@ -23,4 +65,49 @@ pub fn verify(password: &str, stored_hash: &str) -> bool {
                 .is_ok()
         })
         .unwrap_or(false)
+}
+
+/// argon2id (the crate's defaults: m=19456 KiB, t=2, p=1) with a fresh salt.
+pub async fn hash(password: &str) -> String {
+    let password = password.to_owned();
+    bounded(move || hash_now(&password)).await
+}
+
+pub async fn verify(password: &str, stored_hash: &str) -> bool {
+    let (password, stored_hash) = (password.to_owned(), stored_hash.to_owned());
+    bounded(move || verify_now(&password, &stored_hash)).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn hashes_verify_and_keep_argon2id_parameters() {
+        let hashed = hash("correct horse").await;
+        assert!(
+            hashed.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"),
+            "{hashed}"
+        );
+        assert!(verify("correct horse", &hashed).await);
+        assert!(!verify("wrong horse", &hashed).await);
+        assert!(!verify("correct horse", "not a hash").await);
+    }
+
+    /// Hashing leaves a current-thread runtime free: a timer keeps ticking while hashes run.
+    #[tokio::test(flavor = "current_thread")]
+    async fn hashing_does_not_block_the_executor() {
+        let hashes = tokio::spawn(async {
+            for _ in 0..4 {
+                hash("password123").await;
+            }
+        });
+        let mut ticks = 0;
+        while !hashes.is_finished() {
+            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+            ticks += 1;
+        }
+        // Inline hashing would let the ticker run only between hashes (at most ~4 times).
+        assert!(ticks > 8, "the executor ticked only {ticks} times");
+    }
 }

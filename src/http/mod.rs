@@ -2,6 +2,7 @@
 
 mod error;
 mod extract;
+pub mod guard;
 pub mod middleware;
 
 pub use error::{ApiError, Namespace};

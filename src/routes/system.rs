@@ -34,14 +34,8 @@ async fn system_health(State(state): State<AppState>) -> impl IntoResponse {
     if postgres {
         if let Ok(mut conn) = state.pool().acquire().await {
             for projection in state.store.projections() {
-                let categories: Vec<String> = projection
-                    .categories()
-                    .iter()
-                    .map(|c| c.to_string())
-                    .collect();
                 if let Ok(status) =
-                    fleetstream_projections::status(&mut conn, projection.name(), Some(&categories))
-                        .await
+                    fleetstream_projections::projection_status(&mut conn, projection.as_ref()).await
                 {
                     projections.push(json!({
                         "name": status.name,
@@ -90,8 +84,31 @@ async fn koodtx_health(State(state): State<AppState>) -> impl IntoResponse {
 }
 
 async fn prometheus_metrics(State(state): State<AppState>) -> impl IntoResponse {
+    refresh_inline_positions(&state).await;
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         state.metrics.render(),
     )
+}
+
+/// Inline projections have no worker to report their position; read it at scrape time (one
+/// index step per category), so `/metrics` shows where they really are.
+async fn refresh_inline_positions(state: &AppState) {
+    let Ok(mut conn) = state.pool().acquire().await else {
+        return;
+    };
+    for projection in state.store.projections() {
+        if projection.mode() != fleetstream_projections::Mode::Inline {
+            continue;
+        }
+        if let Ok(status) =
+            fleetstream_projections::projection_status(&mut conn, projection.as_ref()).await
+        {
+            let name = projection.name();
+            metrics::gauge!("fleet_projection_position", "projection" => name)
+                .set(status.position as f64);
+            metrics::gauge!("fleet_projection_lag_events", "projection" => name).set(0.0);
+            metrics::gauge!("fleet_projection_lag_seconds", "projection" => name).set(0.0);
+        }
+    }
 }
