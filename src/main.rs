@@ -362,7 +362,10 @@ async fn events(pool: &sqlx::PgPool, command: EventsCommand) -> anyhow::Result<(
                 .unwrap_or_default();
             let categories = category.map(|c| vec![c]);
             let mut conn = pool.acquire().await?;
-            while follow {
+            if !follow {
+                return Ok(());
+            }
+            loop {
                 let events = read_all(&mut conn, at, 500, categories.as_deref()).await?;
                 events.iter().for_each(print);
                 if let Some(last) = events.last() {

@@ -97,7 +97,7 @@ async fn migrate_and_status_need_no_token_secret(pool: PgPool) {
 fn a_short_token_secret_refuses_to_start_naming_the_variable() {
     let url = "postgres://127.0.0.1:1/none";
     for secret in ["x", "31-bytes-is-one-byte-too-short!"] {
-        assert_eq!(secret.len() < 32, true);
+        assert!(secret.len() < 32);
         let out = fleetstream(
             &["serve"],
             &[("DATABASE_URL", url), ("FLEET_JWT_SECRET", secret)],
