@@ -137,6 +137,12 @@ impl TestClient {
             builder = builder.header("authorization", format!("Bearer {token}"));
         }
         let request = builder.body(axum::body::Body::from(body)).expect("request");
+        self.send(request).await
+    }
+
+    /// Sends a request built by the caller (own headers, e.g. `x-request-id`).
+    pub async fn send(&self, request: axum::http::Request<axum::body::Body>) -> TestResponse {
+        use tower::ServiceExt;
         let response = self
             .router
             .clone()
