@@ -128,7 +128,6 @@ impl TestClient {
         content_type: &str,
         body: Vec<u8>,
     ) -> TestResponse {
-        use tower::ServiceExt;
         let mut builder = axum::http::Request::builder().method(method).uri(path);
         if !body.is_empty() {
             builder = builder.header("content-type", content_type);
