@@ -4,6 +4,7 @@ mod error;
 mod extract;
 pub mod guard;
 pub mod middleware;
+pub mod time;
 
 pub use error::{ApiError, Namespace};
 pub use extract::{Form, Json, Query};
