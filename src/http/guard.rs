@@ -21,6 +21,19 @@ fn is_probe(path: &str) -> bool {
 /// Seconds a shed client is asked to wait.
 const SHED_RETRY_AFTER_SECS: u64 = 1;
 
+/// True when a body error is (or wraps) a length-limit refusal: the outer `limit_body` layer's
+/// refusal arrives wrapped in axum's body error.
+fn over_limit(err: &(dyn std::error::Error + 'static)) -> bool {
+    let mut current = Some(err);
+    while let Some(e) = current {
+        if e.is::<LengthLimitError>() {
+            return true;
+        }
+        current = e.source();
+    }
+    false
+}
+
 pub async fn protect(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let ns = Namespace::of_uri(req.uri());
     let path = req.uri().path().to_owned();
@@ -54,7 +67,7 @@ pub async fn protect(State(state): State<AppState>, req: Request, next: Next) ->
     );
     let bytes = match read.await {
         Ok(Ok(collected)) => collected.to_bytes(),
-        Ok(Err(err)) if err.downcast_ref::<LengthLimitError>().is_some() => {
+        Ok(Err(err)) if over_limit(err.as_ref()) => {
             return ApiError::payload_too_large(ns, limit).into_response()
         }
         Ok(Err(_)) => {
