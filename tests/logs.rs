@@ -16,6 +16,10 @@ struct Server {
 
 impl Server {
     async fn start(pool: &PgPool, rust_log: &str) -> Server {
+        Self::start_with(pool, rust_log, &[]).await
+    }
+
+    async fn start_with(pool: &PgPool, rust_log: &str, env: &[(&str, &str)]) -> Server {
         let database: String = sqlx::query_scalar("SELECT current_database()")
             .fetch_one(pool)
             .await
@@ -33,7 +37,8 @@ impl Server {
             .unwrap()
             .port();
         let log = std::env::temp_dir().join(format!("fleetstream-logs-{database}.jsonl"));
-        let child = Command::new(env!("CARGO_BIN_EXE_fleetstream"))
+        let mut command = Command::new(env!("CARGO_BIN_EXE_fleetstream"));
+        command
             .args(["serve", "--no-workers"])
             .env("DATABASE_URL", format!("{server}/{database}"))
             .env("FLEET_JWT_SECRET", SECRET)
@@ -44,9 +49,11 @@ impl Server {
             .env_remove("FLEET_ADMIN_EMAIL")
             .env_remove("FLEET_ADMIN_PASSWORD")
             .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .unwrap();
+            .stderr(std::fs::File::create(&log).unwrap());
+        for (name, value) in env {
+            command.env(name, value);
+        }
+        let child = command.spawn().unwrap();
         let server = Server {
             child,
             base: format!("http://127.0.0.1:{port}"),
@@ -308,4 +315,54 @@ async fn no_secret_reaches_the_logs_even_at_debug(pool: PgPool) {
             "the SMS code is in the logs ({pattern})"
         );
     }
+}
+
+/// Issue 14: with no superadmin, start-up says so once and names both ways to make one; with
+/// FLEET_ADMIN_* it makes one (its event names the start-up as its door); then it is quiet.
+#[sqlx::test(migrator = "fleetstream::db::MIGRATOR")]
+async fn the_first_run_says_how_to_make_a_superadmin(pool: PgPool) {
+    let missing = |logs: &str| {
+        json_lines(logs)
+            .into_iter()
+            .filter(|l| {
+                l["fields"]["message"]
+                    .as_str()
+                    .is_some_and(|m| m.starts_with("no superadmin exists yet"))
+            })
+            .collect::<Vec<_>>()
+    };
+    let logs = Server::start(&pool, "info").await.stop();
+    let said = missing(&logs);
+    assert_eq!(said.len(), 1, "{logs}");
+    let message = said[0]["fields"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("FLEET_ADMIN_EMAIL and FLEET_ADMIN_PASSWORD"),
+        "{message}"
+    );
+    assert!(message.contains("fleetstream admin create --email <email> --password-stdin"));
+    assert_eq!(said[0]["level"], "WARN");
+
+    let admin = [
+        ("FLEET_ADMIN_EMAIL", "root@example.com"),
+        ("FLEET_ADMIN_PASSWORD", "first-admin-pass"),
+    ];
+    let logs = Server::start_with(&pool, "info", &admin).await.stop();
+    assert!(missing(&logs).is_empty(), "{logs}");
+    assert!(
+        logs.contains("first superadmin created from FLEET_ADMIN_EMAIL"),
+        "{logs}"
+    );
+    let metadata: Value = sqlx::query_scalar(
+        "SELECT e.metadata FROM events e JOIN accounts a ON e.stream_id = 'account-' || a.id
+         WHERE a.email = 'root@example.com' AND a.role = 'superadmin'",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(metadata["actor"], Value::Null);
+    assert_eq!(metadata["door"], "start-up");
+    assert!(metadata["correlation_id"].is_string());
+
+    let logs = Server::start(&pool, "info").await.stop();
+    assert!(missing(&logs).is_empty(), "{logs}");
 }
