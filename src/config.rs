@@ -38,11 +38,15 @@ pub struct Config {
     pub cors_origins: Vec<String>,
 }
 
+/// Pooled connections left to background work when `FLEET_MAX_IN_FLIGHT` is not set.
+pub const RESERVED_CONNECTIONS: usize = 4;
+
 /// HS256 keys shorter than this can be brute-forced from one token (issue 17).
 pub const MIN_SECRET_BYTES: usize = 32;
 
-/// A secret of at least [`MIN_SECRET_BYTES`], else an error naming its variable.
-fn secret(name: &'static str, value: String) -> Result<String, ConfigError> {
+/// A secret of at least [`MIN_SECRET_BYTES`], else an error naming its variable (every key
+/// the server is handed goes through this, e.g. a data-protection master key).
+pub fn secret(name: &'static str, value: String) -> Result<String, ConfigError> {
     if value.len() < MIN_SECRET_BYTES {
         return Err(ConfigError {
             variable: name,
@@ -159,9 +163,16 @@ impl Config {
             header_timeout: Duration::from_secs(parsed("FLEET_HEADER_TIMEOUT_SECS", 10u64)?),
             body_timeout: Duration::from_secs(parsed("FLEET_BODY_TIMEOUT_SECS", 30u64)?),
             handler_timeout: Duration::from_secs(parsed("FLEET_HANDLER_TIMEOUT_SECS", 30u64)?),
-            // Shed before every pooled connection is taken, so overload answers 503 at once
-            // instead of queueing on the pool.
-            max_in_flight: parsed("FLEET_MAX_IN_FLIGHT", db_pool_size as usize)?.max(1),
+            // Shed before every pooled connection is taken (a few stay for the projection
+            // workers, the relay and health), so overload answers 503 at once instead of
+            // queueing on the pool.
+            max_in_flight: parsed(
+                "FLEET_MAX_IN_FLIGHT",
+                (db_pool_size as usize)
+                    .saturating_sub(RESERVED_CONNECTIONS)
+                    .max(1),
+            )?
+            .max(1),
             queue_wait: Duration::from_millis(parsed("FLEET_QUEUE_WAIT_MS", 500u64)?),
             db_pool_size,
             cors_origins: origins("FLEET_CORS_ORIGINS")?,
@@ -189,7 +200,7 @@ impl Config {
             header_timeout: Duration::from_secs(10),
             body_timeout: Duration::from_secs(30),
             handler_timeout: Duration::from_secs(30),
-            max_in_flight: 32,
+            max_in_flight: 28,
             queue_wait: Duration::from_millis(500),
             db_pool_size: 32,
             cors_origins: Vec::new(),

@@ -254,3 +254,20 @@ async fn status_shows_inline_projections_at_their_real_position(pool: PgPool) {
     assert_eq!(accounts[2], newest.to_string(), "{out}");
     assert_eq!(accounts[3], "0", "{out}");
 }
+
+#[test]
+fn cors_origins_must_be_origins() {
+    let out = fleetstream(
+        &["serve"],
+        &[
+            ("DATABASE_URL", "postgres://127.0.0.1:1/none"),
+            ("FLEET_JWT_SECRET", LONG_SECRET),
+            ("FLEET_CORS_ORIGINS", "https://ok.example.com, *"),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        stderr_of(&out),
+        "fleetstream: FLEET_CORS_ORIGINS: \"*\" is not an origin like https://dashboard.example.com\n"
+    );
+}
