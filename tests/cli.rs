@@ -271,3 +271,31 @@ fn cors_origins_must_be_origins() {
         "fleetstream: FLEET_CORS_ORIGINS: \"*\" is not an origin like https://dashboard.example.com\n"
     );
 }
+
+#[test]
+fn fleetbench_takes_its_suite_and_options_through_the_parser() {
+    let bench = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_fleetbench"))
+            .args(args)
+            .env_remove("DATABASE_URL")
+            .output()
+            .unwrap()
+    };
+    let help = bench(&["--help"]);
+    assert!(help.status.success());
+    let text = String::from_utf8_lossy(&help.stdout);
+    for suite in ["append", "sync", "therapy", "login-storm", "DATABASE_URL"] {
+        assert!(text.contains(suite), "{suite}: {text}");
+    }
+    let storm = bench(&["login-storm", "--help"]);
+    let text = String::from_utf8_lossy(&storm.stdout);
+    for option in ["--clients", "--probes", "--rounds", "--hash-concurrency"] {
+        assert!(text.contains(option), "{option}: {text}");
+    }
+    let unknown = bench(&["bogus"]);
+    assert_eq!(unknown.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&unknown.stderr).contains("unrecognized subcommand 'bogus'"));
+    let no_db = bench(&["login-storm", "--clients", "2"]);
+    assert_eq!(no_db.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&no_db.stderr).contains("DATABASE_URL: is not set"));
+}
