@@ -354,3 +354,39 @@ async fn every_metric_is_described(pool: PgPool) {
         );
     }
 }
+
+/// Issue 17: a 500 never carries internals, and comes in the namespace's shape.
+#[sqlx::test(migrator = "fleetstream::db::MIGRATOR")]
+async fn a_panicking_handler_answers_a_bare_500_in_the_namespaces_shape(pool: PgPool) {
+    use tower::ServiceExt;
+    let state = testing::state(pool);
+    let boom = || async {
+        if true {
+            panic!("internal detail: connection string postgres://secret@db");
+        }
+        ""
+    };
+    let app = axum::Router::new()
+        .route("/api/auth/boom", axum::routing::get(boom))
+        .route("/api/v1/boom", axum::routing::get(boom))
+        .layer(axum::middleware::from_fn_with_state(
+            state,
+            fleetstream::http::guard::protect,
+        ));
+    for (path, expected) in [
+        ("/api/auth/boom", json!({"error": "Internal Server Error"})),
+        ("/api/v1/boom", json!({"detail": "Internal Server Error"})),
+    ] {
+        let response = app
+            .clone()
+            .oneshot(Request::get(path).body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 500);
+        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        let body: Value = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(body, expected, "{path}");
+    }
+}

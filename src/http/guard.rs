@@ -10,6 +10,7 @@ use axum::extract::{Request, State};
 use axum::http::StatusCode;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use futures::FutureExt;
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 
 /// Probes answer even under overload: an orchestrator must see the process alive and
@@ -90,8 +91,12 @@ pub async fn protect(State(state): State<AppState>, req: Request, next: Next) ->
     };
     let req = Request::from_parts(parts, Body::from(bytes));
 
-    match tokio::time::timeout(state.config.handler_timeout, next.run(req)).await {
-        Ok(response) => response,
+    // A panicking handler answers the namespace's bare 500 (the panic hook has printed it; the
+    // reply carries nothing of it).
+    let run = std::panic::AssertUnwindSafe(next.run(req)).catch_unwind();
+    match tokio::time::timeout(state.config.handler_timeout, run).await {
+        Ok(Ok(response)) => response,
+        Ok(Err(_)) => ApiError::internal(ns, "the handler panicked").into_response(),
         Err(_) => {
             metrics::counter!("fleet_http_refused_total", "reason" => "handler_timeout")
                 .increment(1);
