@@ -75,7 +75,7 @@ async fn an_authenticated_command_records_its_actor_and_the_clients_correlation_
         uuid::Uuid::parse_str(&request_id)
             .unwrap()
             .get_version_num(),
-        4
+        7
     );
     assert_eq!(r.headers["x-correlation-id"], "flow-7");
     let id = r.body["id"].as_i64().unwrap();
