@@ -113,4 +113,5 @@ fi
 # --- Rust toolchain --------------------------------------------------------------------------
 command -v cargo >/dev/null || { [[ -f "$HOME/.cargo/env" ]] && . "$HOME/.cargo/env"; }
 command -v cargo >/dev/null || { log "cargo is missing: install Rust (rustup) first"; return 1; }
-log "DATABASE_URL=${DATABASE_URL%%@*}@… NATS_URL=$NATS_URL"
+# The whole URL, the password (if any) masked.
+log "DATABASE_URL=$(printf '%s' "$DATABASE_URL" | sed -E 's#^([a-z]+://[^:@/]+):[^@]*@#\1:***@#') NATS_URL=$NATS_URL"

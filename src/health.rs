@@ -101,13 +101,8 @@ pub async fn report(state: &AppState) -> HealthReport {
         return report;
     };
     for projection in state.store.projections() {
-        let categories: Vec<String> = projection
-            .categories()
-            .iter()
-            .map(|c| c.to_string())
-            .collect();
         let Ok(status) =
-            fleetstream_projections::status(&mut conn, projection.name(), Some(&categories)).await
+            fleetstream_projections::projection_status(&mut conn, projection.as_ref()).await
         else {
             continue;
         };
@@ -120,6 +115,18 @@ pub async fn report(state: &AppState) -> HealthReport {
         if projection.mode() == Mode::Async {
             report.reasons.extend(reader_reasons(&reader, max_lag));
         }
+        report.projections.push(reader);
+    }
+    // The alert process manager reads telemetry like an async projection.
+    if let Ok(status) = fleetstream_projections::status(
+        &mut conn,
+        crate::alerts::manager::NAME,
+        Some(&["telemetry".to_owned()]),
+    )
+    .await
+    {
+        let reader = ReaderHealth::from_status(status, "async");
+        report.reasons.extend(reader_reasons(&reader, max_lag));
         report.projections.push(reader);
     }
     if nats != "disabled" {

@@ -30,7 +30,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         _ => Tokens::Unused,
     };
     let config = Config::from_env(tokens)?;
-    let pool = db::connect(&config.database_url).await?;
+    let pool = db::connect(&config.database_url, config.db_pool_size).await?;
     match cli.command {
         Command::Migrate => {
             db::migrate(&pool).await?;
@@ -40,8 +40,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             db::migrate(&pool).await?;
             let nats = connect_nats(&config).await;
             let state = AppState::new(pool, config.clone(), nats);
-            ensure_first_superadmin(&state).await?;
-            serve(state, !no_workers).await?;
+            system_work("start-up", ensure_first_superadmin(&state)).await?;
+            fleetstream::server::serve(state, !no_workers).await?;
         }
         Command::Project { only } => {
             let state = AppState::new(pool, config.clone(), None);
@@ -64,7 +64,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             )
             .await?;
             tracing::info!("projection workers running; Ctrl-C or SIGTERM to stop");
-            shutdown_signal().await;
+            fleetstream::server::shutdown_signal().await;
             shutdown.cancel();
             futures::future::join_all(handles).await;
         }
@@ -85,7 +85,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             )
             .await?;
             tracing::info!("ingest worker running; Ctrl-C or SIGTERM to stop");
-            shutdown_signal().await;
+            fleetstream::server::shutdown_signal().await;
             shutdown.cancel();
             futures::future::join_all(handles).await;
         }
@@ -108,7 +108,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 "the password must be at least 8 characters"
             );
             let state = AppState::new(pool, config, None);
-            let id = create_superadmin(&state, &email, password).await?;
+            let id = system_work(
+                "cli admin create",
+                create_superadmin(&state, &email, password),
+            )
+            .await?;
             println!("superadmin {email} created with id {id}");
         }
         Command::Events { command } => events(&pool, command).await?,
@@ -146,38 +150,16 @@ async fn connect_nats(config: &Config) -> Option<async_nats::Client> {
     }
 }
 
-async fn serve(state: AppState, with_workers: bool) -> anyhow::Result<()> {
-    let addr = state.config.http_addr;
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .with_context(|| format!("FLEET_HTTP_ADDR: cannot listen on {addr}"))?;
-    let set = WorkerSet {
-        projections: with_workers,
-        only: None,
-        relay: with_workers,
-        ingest: with_workers,
+/// Runs work that no request caused with a context naming where it came from, so its events
+/// still say so (`door`) and share one correlation id.
+async fn system_work<T>(door: &str, work: impl std::future::Future<Output = T>) -> T {
+    let correlation = uuid::Uuid::now_v7().to_string();
+    let metadata = EventMetadata {
+        door: Some(door.to_owned()),
+        correlation_id: Some(correlation),
+        ..EventMetadata::default()
     };
-    let running = fleetstream::server::start(state, listener, set, async {
-        shutdown_signal().await;
-        tracing::info!("shutting down: draining requests and finishing projection batches");
-    })
-    .await?;
-    tracing::info!(addr = %running.addr, "fleetstream listening");
-    running.shutdown.cancelled().await;
-    running.stop().await;
-    Ok(())
-}
-
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .expect("installing the SIGTERM handler");
-        tokio::select! { _ = ctrl_c => {}, _ = term.recv() => {} }
-    }
-    #[cfg(not(unix))]
-    let _ = ctrl_c.await;
+    fleetstream::es::context::scope(metadata, work).await
 }
 
 async fn create_superadmin(state: &AppState, email: &str, password: &str) -> anyhow::Result<i64> {
@@ -202,24 +184,32 @@ async fn create_superadmin(state: &AppState, email: &str, password: &str) -> any
     })
 }
 
-/// CONTRACT §1: the first superadmin comes from FLEET_ADMIN_EMAIL / FLEET_ADMIN_PASSWORD.
+/// CONTRACT §1: the first superadmin comes from FLEET_ADMIN_EMAIL / FLEET_ADMIN_PASSWORD. When
+/// there is none and nothing says how to make one, say so once: without it every admin-only
+/// request answers 403 and a newcomer cannot tell why.
 async fn ensure_first_superadmin(state: &AppState) -> anyhow::Result<()> {
-    let (Some(email), Some(password)) = (&state.config.admin_email, &state.config.admin_password)
-    else {
-        return Ok(());
-    };
     let exists: bool =
         sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM accounts WHERE role = 'superadmin')")
             .fetch_one(state.pool())
             .await?;
-    if !exists {
-        anyhow::ensure!(
-            password.chars().count() >= 8,
-            "FLEET_ADMIN_PASSWORD: must be at least 8 characters"
-        );
-        let id = create_superadmin(state, email, password).await?;
-        tracing::info!(id, "first superadmin created from FLEET_ADMIN_EMAIL");
+    if exists {
+        return Ok(());
     }
+    let (Some(email), Some(password)) = (&state.config.admin_email, &state.config.admin_password)
+    else {
+        tracing::warn!(
+            "no superadmin exists yet, so admin-only requests answer 403. Create one by starting \
+             with FLEET_ADMIN_EMAIL and FLEET_ADMIN_PASSWORD set, or with \
+             `fleetstream admin create --email <email> --password-stdin`"
+        );
+        return Ok(());
+    };
+    anyhow::ensure!(
+        password.chars().count() >= 8,
+        "FLEET_ADMIN_PASSWORD: must be at least 8 characters"
+    );
+    let id = create_superadmin(state, email, password).await?;
+    tracing::info!(id, "first superadmin created from FLEET_ADMIN_EMAIL");
     Ok(())
 }
 
@@ -227,6 +217,11 @@ fn find_projection(
     state: &AppState,
     name: &str,
 ) -> anyhow::Result<std::sync::Arc<dyn fleetstream_projections::Projection>> {
+    anyhow::ensure!(
+        name != relay::RELAY_NAME,
+        "{name} is the NATS relay, not a projection: it has no read model to rebuild or reset. \
+         To publish events again, run `fleetstream nats republish --from <position>`"
+    );
     state
         .store
         .projections()
@@ -258,10 +253,7 @@ async fn projections(state: AppState, command: ProjectionsCommand) -> anyhow::Re
                 "name", "mode", "position", "lag", "lag s"
             );
             for p in state.store.projections() {
-                let categories: Vec<String> =
-                    p.categories().iter().map(|c| c.to_string()).collect();
-                let s =
-                    fleetstream_projections::status(&mut conn, p.name(), Some(&categories)).await?;
+                let s = fleetstream_projections::projection_status(&mut conn, p.as_ref()).await?;
                 let mode = format!("{:?}", p.mode()).to_lowercase();
                 println!(
                     "{:<24} {:<7} {:>10} {:>10} {:>9.1}  {}",
@@ -328,6 +320,21 @@ async fn projections(state: AppState, command: ProjectionsCommand) -> anyhow::Re
     Ok(())
 }
 
+/// The categories present in the log, by skipping through the category index.
+async fn categories(pool: &sqlx::PgPool) -> anyhow::Result<Vec<String>> {
+    Ok(sqlx::query_scalar(
+        "WITH RECURSIVE c(category) AS (
+             (SELECT category FROM events ORDER BY category LIMIT 1)
+             UNION ALL
+             SELECT (SELECT e.category FROM events e WHERE e.category > c.category
+                     ORDER BY e.category LIMIT 1)
+             FROM c WHERE c.category IS NOT NULL)
+         SELECT category FROM c WHERE category IS NOT NULL",
+    )
+    .fetch_all(pool)
+    .await?)
+}
+
 async fn events(pool: &sqlx::PgPool, command: EventsCommand) -> anyhow::Result<()> {
     let print = |e: &fleetstream_events::StoredEvent| {
         println!(
@@ -342,38 +349,66 @@ async fn events(pool: &sqlx::PgPool, command: EventsCommand) -> anyhow::Result<(
             anyhow::ensure!(!events.is_empty(), "stream {stream} has no events");
             events.iter().for_each(print);
         }
+        EventsCommand::Trace { correlation_id } => {
+            let mut conn = pool.acquire().await?;
+            let events =
+                fleetstream_events::store::read_correlation(&mut conn, &correlation_id).await?;
+            anyhow::ensure!(
+                !events.is_empty(),
+                "no events carry correlation id {correlation_id:?} (a request's x-correlation-id, \
+                 else its x-request-id)"
+            );
+            events.iter().for_each(print);
+        }
         EventsCommand::Tail {
             follow,
             category,
             limit,
         } => {
-            // Start `limit` events before the end, then read forward with the never-skipping reader.
-            let start: Option<(i64, i64)> = sqlx::query_as(
-                "SELECT transaction_id::text::bigint, global_position FROM events
-                 WHERE ($1::text IS NULL OR category = $1)
-                 ORDER BY transaction_id DESC, global_position DESC OFFSET $2 LIMIT 1",
+            if let Some(category) = &category {
+                let known = categories(pool).await?;
+                if !known.contains(category) {
+                    let known = if known.is_empty() {
+                        "the log is empty".to_owned()
+                    } else {
+                        format!("categories with events: {}", known.join(", "))
+                    };
+                    anyhow::ensure!(follow, "category {category:?} has no events; {known}");
+                    eprintln!("category {category:?} has no events yet ({known}); following");
+                }
+            }
+            // The newest `limit` events everyone can see now; --follow then reads on with the
+            // never-skipping reader. (That reader alone would hold back every event newer than
+            // the cluster's oldest open transaction, and a one-off tail would print nothing.)
+            let mut newest: Vec<fleetstream_events::StoredEvent> = sqlx::query_as(
+                "SELECT * FROM (
+                     SELECT global_position, transaction_id::text::bigint AS transaction_id,
+                            stream_id, stream_version, event_id, event_type, schema_version,
+                            data, metadata, recorded_at
+                     FROM events WHERE ($1::text IS NULL OR category = $1)
+                     ORDER BY events.transaction_id DESC, global_position DESC LIMIT $2) AS newest
+                 ORDER BY transaction_id, global_position",
             )
             .bind(&category)
-            .bind(limit.max(1))
-            .fetch_optional(pool)
+            .bind(limit.max(0))
+            .fetch_all(pool)
             .await?;
-            let mut at = start
-                .map(|(t, p)| Checkpoint {
-                    transaction_id: t,
-                    global_position: p,
-                })
+            newest.iter().for_each(print);
+            let mut at = newest
+                .pop()
+                .map(|e| Checkpoint::after(&e))
                 .unwrap_or_default();
             let categories = category.map(|c| vec![c]);
             let mut conn = pool.acquire().await?;
+            if !follow {
+                return Ok(());
+            }
             loop {
                 let events = read_all(&mut conn, at, 500, categories.as_deref()).await?;
                 events.iter().for_each(print);
                 if let Some(last) = events.last() {
                     at = Checkpoint::after(last);
                     continue;
-                }
-                if !follow {
-                    break;
                 }
                 tokio::time::sleep(Duration::from_millis(250)).await;
             }

@@ -21,6 +21,10 @@ pub struct AppState {
     pub sms: Arc<dyn crate::accounts::sms::SmsSender>,
     /// Group-committing appender of telemetry (HTTP measurements, MQTT ingest).
     pub telemetry: crate::measurements::ingest::TelemetryWriter,
+    /// Verification SMS per phone, account and IP, sized from `config.sms_*`.
+    pub sms_limits: Arc<crate::accounts::sms_limit::SmsLimits>,
+    /// Requests handled at once (`config.max_in_flight`); past it, load is shed.
+    pub in_flight: Arc<tokio::sync::Semaphore>,
 }
 
 impl AppState {
@@ -31,7 +35,16 @@ impl AppState {
             config.login_failures_per_ip,
         );
         let store = EventStore::new(pool, fleetstream_projections::read_models::all());
+        crate::auth::password::configure(config.password_hash_concurrency);
+        let sms_limits = crate::accounts::sms_limit::SmsLimits::new(
+            config.sms_per_phone,
+            config.sms_per_account,
+            config.sms_per_ip,
+            config.sms_window,
+        );
         Self {
+            sms_limits: Arc::new(sms_limits),
+            in_flight: Arc::new(tokio::sync::Semaphore::new(config.max_in_flight.max(1))),
             throttle: Arc::new(throttle),
             sms: Arc::new(crate::accounts::sms::RecordingSmsSender),
             telemetry: crate::measurements::ingest::TelemetryWriter::new(

@@ -7,8 +7,11 @@ use std::sync::OnceLock;
 pub fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
+    // Colour codes only for a person at a terminal, never into a file or a pipe.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(ansi)
         .with_writer(std::io::stderr);
     let _ = if std::env::var("FLEET_LOG_FORMAT").as_deref() == Ok("json") {
         builder.json().try_init()
@@ -35,7 +38,45 @@ pub fn metrics_handle() -> PrometheusHandle {
             // Another recorder may already be installed (e.g. by a test harness); keep ours
             // rendering either way.
             let _ = metrics::set_global_recorder(recorder);
+            describe_metrics();
             handle
         })
         .clone()
+}
+
+/// `# HELP` for every series the process exports; a series added without a line here fails
+/// the metrics test.
+fn describe_metrics() {
+    use metrics::{describe_counter, describe_gauge, describe_histogram, Unit};
+    describe_histogram!(
+        "fleet_http_request_duration_seconds",
+        Unit::Seconds,
+        "HTTP request latency by method, route template and status"
+    );
+    describe_counter!(
+        "fleet_http_refused_total",
+        "Requests refused before their handler finished, by reason (overloaded = shed with 503, slow_body = 408, handler_timeout = 503)"
+    );
+    describe_counter!("fleet_events_appended_total", "Events appended to the log");
+    describe_gauge!(
+        "fleet_projection_position",
+        "Global log position each projection (and the NATS relay) has processed; inline projections are at the newest event of their categories"
+    );
+    describe_gauge!(
+        "fleet_projection_lag_events",
+        "Events in a projection's categories not yet processed (0 for inline projections)"
+    );
+    describe_gauge!(
+        "fleet_projection_lag_seconds",
+        "Age of the oldest event a projection has not yet processed"
+    );
+    describe_histogram!(
+        "fleet_password_hash_wait_seconds",
+        Unit::Seconds,
+        "Time a password hash or verification waited for a hashing slot (FLEET_PASSWORD_HASH_CONCURRENCY)"
+    );
+    describe_counter!(
+        "fleet_sms_refused_total",
+        "Verification SMS refused by a limit (phone, account or ip)"
+    );
 }

@@ -177,7 +177,6 @@ impl TestClient {
         content_type: &str,
         body: Vec<u8>,
     ) -> TestResponse {
-        use tower::ServiceExt;
         let mut builder = axum::http::Request::builder().method(method).uri(path);
         if !body.is_empty() {
             builder = builder.header("content-type", content_type);
@@ -186,6 +185,12 @@ impl TestClient {
             builder = builder.header("authorization", format!("Bearer {token}"));
         }
         let request = builder.body(axum::body::Body::from(body)).expect("request");
+        self.send(request).await
+    }
+
+    /// Sends a request built by the caller (own headers, e.g. `x-request-id`).
+    pub async fn send(&self, request: axum::http::Request<axum::body::Body>) -> TestResponse {
+        use tower::ServiceExt;
         let response = self
             .router
             .clone()

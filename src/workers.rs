@@ -72,40 +72,39 @@ pub async fn spawn(
 
 /// Publishes `fleet_projection_position` / `fleet_projection_lag_events` every few seconds.
 async fn report_lag(state: AppState, shutdown: CancellationToken) {
-    let mut names: Vec<(String, Option<Vec<String>>)> = state
-        .store
-        .projections()
-        .iter()
-        .map(|p| {
-            (
-                p.name().to_owned(),
-                Some(p.categories().iter().map(|c| c.to_string()).collect()),
-            )
-        })
-        .collect();
-    names.push((
-        crate::alerts::manager::NAME.to_owned(),
-        Some(vec!["telemetry".to_owned()]),
-    ));
-    names.push((crate::relay::RELAY_NAME.to_owned(), None));
+    let set = |name: &str, status: &fleetstream_projections::ProjectionStatus| {
+        let name = name.to_owned();
+        metrics::gauge!("fleet_projection_position", "projection" => name.clone())
+            .set(status.position as f64);
+        metrics::gauge!("fleet_projection_lag_events", "projection" => name.clone())
+            .set(status.lag_events as f64);
+        metrics::gauge!("fleet_projection_lag_seconds", "projection" => name)
+            .set(status.lag_seconds);
+    };
+    let alert_manager = [crate::alerts::manager::NAME.to_owned()];
+    let telemetry = ["telemetry".to_owned()];
     loop {
-        for (name, categories) in &names {
-            let Ok(mut conn) = state.pool().acquire().await else {
-                break;
-            };
-            if let Ok(status) =
-                fleetstream_projections::status(&mut conn, name, categories.as_deref()).await
-            {
-                metrics::gauge!("fleet_projection_position", "projection" => name.clone())
-                    .set(status.position as f64);
-                metrics::gauge!("fleet_projection_lag_events", "projection" => name.clone())
-                    .set(status.lag_events as f64);
-                metrics::gauge!("fleet_projection_lag_seconds", "projection" => name.clone())
-                    .set(status.lag_seconds);
-                if categories.is_none() {
-                    metrics::gauge!("fleet_relay_lag_events").set(status.lag_events as f64);
-                    metrics::gauge!("fleet_relay_lag_seconds").set(status.lag_seconds);
+        if let Ok(mut conn) = state.pool().acquire().await {
+            for projection in state.store.projections() {
+                if let Ok(status) =
+                    fleetstream_projections::projection_status(&mut conn, projection.as_ref())
+                        .await
+                {
+                    set(projection.name(), &status);
                 }
+            }
+            if let Ok(status) =
+                fleetstream_projections::status(&mut conn, &alert_manager[0], Some(&telemetry))
+                    .await
+            {
+                set(&alert_manager[0], &status);
+            }
+            if let Ok(status) =
+                fleetstream_projections::status(&mut conn, crate::relay::RELAY_NAME, None).await
+            {
+                set(crate::relay::RELAY_NAME, &status);
+                metrics::gauge!("fleet_relay_lag_events").set(status.lag_events as f64);
+                metrics::gauge!("fleet_relay_lag_seconds").set(status.lag_seconds);
             }
         }
         tokio::select! {

@@ -33,6 +33,8 @@ async fn url_of(pool: &PgPool) -> String {
     format!("{server}/{database}{query}")
 }
 
+const LONG_SECRET: &str = "a-secret-for-this-test-that-has-32-bytes-or-more";
+
 fn stderr_of(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
@@ -58,7 +60,7 @@ fn a_missing_or_invalid_variable_is_one_line_naming_it() {
         &["serve"],
         &[
             ("DATABASE_URL", url),
-            ("FLEET_JWT_SECRET", "a-secret-for-this-test"),
+            ("FLEET_JWT_SECRET", LONG_SECRET),
             ("FLEET_HTTP_ADDR", "port-eighty"),
         ],
     );
@@ -88,4 +90,212 @@ async fn migrate_and_status_need_no_token_secret(pool: PgPool) {
     let status = fleetstream(&["projections", "status"], &[("DATABASE_URL", &url)]);
     assert!(status.status.success(), "{}", stderr_of(&status));
     assert!(String::from_utf8_lossy(&status.stdout).contains("nats_relay"));
+}
+
+/// Issue 17: an HS256 key under 32 bytes can be brute-forced from one token; refuse to start.
+#[test]
+fn a_short_token_secret_refuses_to_start_naming_the_variable() {
+    let url = "postgres://127.0.0.1:1/none";
+    for secret in ["x", "31-bytes-is-one-byte-too-short!"] {
+        assert!(secret.len() < 32);
+        let out = fleetstream(
+            &["serve"],
+            &[("DATABASE_URL", url), ("FLEET_JWT_SECRET", secret)],
+        );
+        assert_eq!(out.status.code(), Some(1));
+        assert_eq!(
+            stderr_of(&out),
+            format!(
+                "fleetstream: FLEET_JWT_SECRET: must be at least 32 bytes (it is {}); generate one with `openssl rand -base64 48`\n",
+                secret.len()
+            )
+        );
+    }
+    // 32 bytes pass the check (and the tool goes on to the database, which is not there).
+    let out = fleetstream(
+        &["serve"],
+        &[("DATABASE_URL", url), ("FLEET_JWT_SECRET", &"k".repeat(32))],
+    );
+    assert!(stderr_of(&out).starts_with("fleetstream: DATABASE_URL: cannot connect to 127.0.0.1:1"));
+}
+
+/// An unreachable database fails fast (the 2 s connect bound, not the pool's 10 s) and names
+/// the host it tried.
+#[test]
+fn an_unreachable_database_fails_quickly_naming_the_host() {
+    // A listener that never accepts: the connection opens (kernel backlog) and no server ever
+    // answers, so only the connect bound can end the wait.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = silent.local_addr().unwrap().port();
+    let url = format!("postgres://postgres@127.0.0.1:{port}/fleet");
+    let started = std::time::Instant::now();
+    let out = fleetstream(&["migrate"], &[("DATABASE_URL", &url)]);
+    let took = started.elapsed();
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        stderr_of(&out),
+        format!(
+            "fleetstream: DATABASE_URL: cannot connect to 127.0.0.1:{port} (database \"fleet\"): no answer within 2s\n"
+        )
+    );
+    assert!(took < std::time::Duration::from_secs(5), "took {took:?}");
+
+    let refused = fleetstream(
+        &["migrate"],
+        &[("DATABASE_URL", "postgres://postgres@127.0.0.1:1/fleet")],
+    );
+    let err = stderr_of(&refused);
+    assert!(
+        err.starts_with(
+            "fleetstream: DATABASE_URL: cannot connect to 127.0.0.1:1 (database \"fleet\"): "
+        ),
+        "{err}"
+    );
+}
+
+#[test]
+fn help_describes_every_flag_and_names_the_environment() {
+    let cases: &[&[&str]] = &[
+        &["--help"],
+        &["serve", "--help"],
+        &["project", "--help"],
+        &["admin", "create", "--help"],
+        &["events", "tail", "--help"],
+        &["events", "show", "--help"],
+        &["events", "trace", "--help"],
+        &["projections", "rebuild", "--help"],
+        &["nats", "republish", "--help"],
+    ];
+    for args in cases {
+        let out = fleetstream(args, &[]);
+        assert!(out.status.success(), "{args:?}");
+        let help = String::from_utf8_lossy(&out.stdout);
+        assert!(help.contains("DATABASE_URL"), "{args:?}: {help}");
+        assert!(help.contains("NATS_URL"), "{args:?}: {help}");
+        // Every option line (`--flag`) carries a description after it.
+        for line in help.lines().filter(|l| l.trim_start().starts_with("--")) {
+            let described = line
+                .trim_start()
+                .split_once("  ")
+                .is_some_and(|(_, d)| !d.trim().is_empty());
+            assert!(described, "{args:?}: undocumented option: {line}");
+        }
+        for line in help.lines().filter(|l| l.trim_start().starts_with('<')) {
+            let described = line
+                .trim_start()
+                .split_once("  ")
+                .is_some_and(|(_, d)| !d.trim().is_empty());
+            assert!(described, "{args:?}: undocumented argument: {line}");
+        }
+    }
+}
+
+#[sqlx::test(migrations = false)]
+async fn tail_of_an_unknown_category_says_so_and_relay_is_not_rebuilt(pool: PgPool) {
+    let url = url_of(&pool).await;
+    let migrated = fleetstream(&["migrate"], &[("DATABASE_URL", &url)]);
+    assert!(migrated.status.success(), "{}", stderr_of(&migrated));
+    let state = fleetstream::testing::state(pool.clone());
+    fleetstream::testing::account(&state, "tail@example.com", fleetstream_events::Role::User).await;
+
+    let bogus = fleetstream(
+        &["events", "tail", "--category", "bogus"],
+        &[("DATABASE_URL", &url)],
+    );
+    assert_eq!(bogus.status.code(), Some(1));
+    assert_eq!(
+        stderr_of(&bogus),
+        "fleetstream: category \"bogus\" has no events; categories with events: account\n"
+    );
+    let account = fleetstream(
+        &["events", "tail", "--category", "account"],
+        &[("DATABASE_URL", &url)],
+    );
+    assert!(account.status.success());
+    assert_eq!(String::from_utf8_lossy(&account.stdout).lines().count(), 1);
+
+    let relay = fleetstream(
+        &["projections", "rebuild", "nats_relay"],
+        &[("DATABASE_URL", &url)],
+    );
+    assert_eq!(relay.status.code(), Some(1));
+    assert_eq!(
+        stderr_of(&relay),
+        "fleetstream: nats_relay is the NATS relay, not a projection: it has no read model to rebuild or reset. To publish events again, run `fleetstream nats republish --from <position>`\n"
+    );
+}
+
+/// Inline projections are current by construction: status shows the newest event of their
+/// categories and no lag, not the 0 of a checkpoint that only a rebuild moves.
+#[sqlx::test(migrations = false)]
+async fn status_shows_inline_projections_at_their_real_position(pool: PgPool) {
+    let url = url_of(&pool).await;
+    let migrated = fleetstream(&["migrate"], &[("DATABASE_URL", &url)]);
+    assert!(migrated.status.success(), "{}", stderr_of(&migrated));
+    let state = fleetstream::testing::state(pool.clone());
+    fleetstream::testing::account(&state, "a@example.com", fleetstream_events::Role::User).await;
+    fleetstream::testing::account(&state, "b@example.com", fleetstream_events::Role::User).await;
+    let newest: i64 =
+        sqlx::query_scalar("SELECT max(global_position) FROM events WHERE category = 'account'")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+
+    let status = fleetstream(&["projections", "status"], &[("DATABASE_URL", &url)]);
+    assert!(status.status.success(), "{}", stderr_of(&status));
+    let out = String::from_utf8_lossy(&status.stdout);
+    let accounts: Vec<&str> = out
+        .lines()
+        .find(|l| l.starts_with("accounts "))
+        .expect("an accounts row")
+        .split_whitespace()
+        .collect();
+    assert_eq!(accounts[1], "inline", "{out}");
+    assert_eq!(accounts[2], newest.to_string(), "{out}");
+    assert_eq!(accounts[3], "0", "{out}");
+}
+
+#[test]
+fn cors_origins_must_be_origins() {
+    let out = fleetstream(
+        &["serve"],
+        &[
+            ("DATABASE_URL", "postgres://127.0.0.1:1/none"),
+            ("FLEET_JWT_SECRET", LONG_SECRET),
+            ("FLEET_CORS_ORIGINS", "https://ok.example.com, *"),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        stderr_of(&out),
+        "fleetstream: FLEET_CORS_ORIGINS: \"*\" is not an origin like https://dashboard.example.com\n"
+    );
+}
+
+#[test]
+fn fleetbench_takes_its_suite_and_options_through_the_parser() {
+    let bench = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_fleetbench"))
+            .args(args)
+            .env_remove("DATABASE_URL")
+            .output()
+            .unwrap()
+    };
+    let help = bench(&["--help"]);
+    assert!(help.status.success());
+    let text = String::from_utf8_lossy(&help.stdout);
+    for suite in ["append", "sync", "therapy", "login-storm", "DATABASE_URL"] {
+        assert!(text.contains(suite), "{suite}: {text}");
+    }
+    let storm = bench(&["login-storm", "--help"]);
+    let text = String::from_utf8_lossy(&storm.stdout);
+    for option in ["--clients", "--probes", "--rounds", "--hash-concurrency"] {
+        assert!(text.contains(option), "{option}: {text}");
+    }
+    let unknown = bench(&["bogus"]);
+    assert_eq!(unknown.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&unknown.stderr).contains("unrecognized subcommand 'bogus'"));
+    let no_db = bench(&["login-storm", "--clients", "2"]);
+    assert_eq!(no_db.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&no_db.stderr).contains("DATABASE_URL: is not set"));
 }

@@ -3,17 +3,69 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use uuid::Uuid;
 
-/// Who and what caused an event; stored in the log's `metadata` column.
+/// Who and what caused an event; stored in the log's `metadata` column (CONTRACT §5).
+/// `actor` is always written (null for self-registration and system work, with `door` saying
+/// where it came from). Ids are strings: a client's `x-request-id` or `x-correlation-id` need
+/// not be UUIDs, and a causation may be an event id or a NATS message.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct EventMetadata {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub actor: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub correlation_id: Option<Uuid>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub causation_id: Option<Uuid>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub request_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub correlation_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub causation_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub door: Option<String>,
+}
+
+impl EventMetadata {
+    /// Metadata naming only the acting account.
+    pub fn actor(account_id: i64) -> Self {
+        Self {
+            actor: Some(account_id),
+            ..Self::default()
+        }
+    }
+
+    /// Fills every field this metadata leaves empty from `other`.
+    pub fn or(mut self, other: &EventMetadata) -> Self {
+        self.actor = self.actor.or(other.actor);
+        if self.request_id.is_none() {
+            self.request_id.clone_from(&other.request_id);
+        }
+        if self.correlation_id.is_none() {
+            self.correlation_id.clone_from(&other.correlation_id);
+        }
+        if self.causation_id.is_none() {
+            self.causation_id.clone_from(&other.causation_id);
+        }
+        if self.door.is_none() && self.actor.is_none() {
+            self.door.clone_from(&other.door);
+        }
+        self
+    }
+
+    /// Metadata for work caused by a stored event (process managers, ingest, projections that
+    /// append): its correlation carries on (the event's own id starts one when it has none)
+    /// and the event is the causation.
+    pub fn caused_by(event: &StoredEvent) -> Self {
+        let correlation = event
+            .metadata
+            .get("correlation_id")
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+            .unwrap_or_else(|| event.event_id.to_string());
+        Self {
+            actor: None,
+            request_id: None,
+            correlation_id: Some(correlation),
+            causation_id: Some(event.event_id.to_string()),
+            door: None,
+        }
+    }
 }
 
 /// One row of the log as read back.

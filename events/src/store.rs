@@ -310,6 +310,17 @@ pub async fn read_position(
         .await
 }
 
+/// Every event of one request or flow (metadata `correlation_id`), in commit order.
+pub async fn read_correlation(
+    conn: &mut PgConnection,
+    correlation_id: &str,
+) -> Result<Vec<StoredEvent>, sqlx::Error> {
+    sqlx::query_as(include_str!("../sql/read_correlation.sql"))
+        .bind(correlation_id)
+        .fetch_all(conn)
+        .await
+}
+
 /// Up to `limit` events after `checkpoint`, in commit-safe order, optionally only from the
 /// given categories. Never returns an event while an older transaction could still commit one
 /// before it.

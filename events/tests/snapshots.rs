@@ -49,9 +49,10 @@ fn account_registered_event() {
 fn event_envelope() {
     let metadata = EventMetadata {
         actor: Some(7),
-        correlation_id: Some(Uuid::from_u128(0x0190_0000_0000_7000_8000_0000_0000_0001)),
+        correlation_id: Some("01900000-0000-7000-8000-000000000001".into()),
         causation_id: None,
         request_id: Some("req-1".into()),
+        door: None,
     };
     let stored = StoredEvent {
         global_position: 1001,

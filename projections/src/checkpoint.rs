@@ -116,3 +116,32 @@ pub async fn status(
         },
     })
 }
+
+/// Position and lag of a projection as it really is: an inline projection is updated in every
+/// append's transaction, so its position is the newest event of its categories and its lag 0
+/// (its checkpoint row only moves on a rebuild); an async one reads its checkpoint.
+pub async fn projection_status(
+    conn: &mut PgConnection,
+    projection: &dyn crate::Projection,
+) -> Result<ProjectionStatus, sqlx::Error> {
+    let categories: Vec<String> = projection
+        .categories()
+        .iter()
+        .map(|c| c.to_string())
+        .collect();
+    let checkpoint = status(&mut *conn, projection.name(), Some(&categories)).await?;
+    if projection.mode() != crate::Mode::Inline {
+        return Ok(checkpoint);
+    }
+    let row = sqlx::query(include_str!("../sql/inline_status.sql"))
+        .bind(&categories)
+        .fetch_one(conn)
+        .await?;
+    Ok(ProjectionStatus {
+        position: row.get("global_position"),
+        lag_events: 0,
+        lag_seconds: 0.0,
+        updated_at: row.get("updated_at"),
+        ..checkpoint
+    })
+}

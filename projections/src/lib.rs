@@ -9,7 +9,8 @@ mod rebuild;
 mod runner;
 
 pub use checkpoint::{
-    ensure_checkpoint, load_checkpoint, record_error, save_checkpoint, status, ProjectionStatus,
+    ensure_checkpoint, load_checkpoint, projection_status, record_error, save_checkpoint, status,
+    ProjectionStatus,
 };
 pub use projection::{apply_inline, Mode, Projection, ProjectionError};
 pub use read_model::{Either, LogEvents, ReadModel};

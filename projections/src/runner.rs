@@ -202,6 +202,12 @@ pub async fn step(
     tx.commit().await?;
     metrics::gauge!("fleet_projection_position", "projection" => projection.name())
         .set(to.global_position as f64);
+    tracing::debug!(
+        projection = projection.name(),
+        events = events.len(),
+        position = to.global_position,
+        "projection batch applied"
+    );
     Ok(Step::Applied(events.len()))
 }
 

@@ -254,7 +254,7 @@ async fn apply_patch(
         Some(p) if p.chars().count() < crate::auth::password::MIN_PASSWORD_LEN => {
             return Err(password_too_short())
         }
-        Some(p) => Some((p.chars().count(), crate::auth::password::hash(p))),
+        Some(p) => Some((p.chars().count(), crate::auth::password::hash(p).await)),
         None => None,
     };
     let changes = patch.changes();

@@ -7,6 +7,7 @@ pub mod koodtx;
 pub mod nueyne;
 pub mod read;
 pub mod sms;
+pub mod sms_limit;
 
 use crate::es::{next_id, CommandError, EventStore};
 use chrono::Utc;
@@ -26,7 +27,7 @@ pub async fn register(
     if password.chars().count() < crate::auth::password::MIN_PASSWORD_LEN {
         return Err(CommandError::Domain(AccountError::PasswordTooShort));
     }
-    let password_hash = crate::auth::password::hash(password);
+    let password_hash = crate::auth::password::hash(password).await;
     let mut uow = store.begin(metadata).await?;
     let account_id = next_id(uow.conn(), "account_id_seq").await?;
     let events = domain::decide_register(

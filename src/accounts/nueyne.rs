@@ -152,6 +152,8 @@ pub struct PhoneBody {
 
 pub async fn send_sms_auth(
     State(state): State<AppState>,
+    ip: ClientIp,
+    headers: axum::http::HeaderMap,
     Json(body): Json<PhoneBody>,
 ) -> Result<Json<bool>, ApiError> {
     let phone = body.phone.trim();
@@ -166,6 +168,36 @@ pub async fn send_sms_auth(
             StatusCode::CONFLICT,
             "Phone number is already registered",
         ));
+    }
+    // A signed-in caller (changing their phone) also spends their account's budget.
+    let account = match headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+    {
+        Some(token) => Caller::from_token(&state, token.trim())
+            .await
+            .ok()
+            .map(|c| c.account_id),
+        None => None,
+    };
+    if let Err(refused) = state.sms_limits.try_send(phone, account, &ip.0) {
+        metrics::counter!("fleet_sms_refused_total", "limit" => refused.limit.as_str())
+            .increment(1);
+        tracing::warn!(
+            limit = refused.limit.as_str(),
+            phone_suffix = &phone[phone.len().saturating_sub(4)..],
+            account,
+            ip = %ip.0,
+            retry_after_secs = refused.retry_after_secs,
+            "verification SMS refused"
+        );
+        let mut err = detail(
+            StatusCode::TOO_MANY_REQUESTS,
+            "Too many verification requests; retry later",
+        );
+        err.retry_after_secs = Some(refused.retry_after_secs);
+        return Err(err);
     }
     let code = sms::new_code();
     let text = format!("[Nueyne] Verification code: {code}");

@@ -103,7 +103,11 @@ pub async fn phone_taken(pool: &PgPool, phone: &str) -> Result<bool, sqlx::Error
 }
 
 fn naive(ts: DateTime<Utc>) -> String {
-    ts.format("%Y-%m-%dT%H:%M:%S").to_string()
+    crate::http::time::format(crate::http::Namespace::Core, ts)
+}
+
+fn koodtx(ts: DateTime<Utc>) -> String {
+    crate::http::time::format(crate::http::Namespace::KooDtx, ts)
 }
 
 impl AccountRow {
@@ -135,8 +139,19 @@ impl AccountRow {
             "email": self.email,
             "device_id": self.device_id,
             "is_active": self.is_active,
-            "created_at": self.created_at.to_rfc3339(),
-            "updated_at": self.updated_at.to_rfc3339(),
+            "created_at": koodtx(self.created_at),
+            "updated_at": koodtx(self.updated_at),
         })
     }
+}
+
+/// True when `id` names a live (not deleted) account: every id field that must name an account
+/// (a device's `owner_id`, …) is checked with this before it enters the log.
+pub async fn account_exists(conn: &mut sqlx::PgConnection, id: i64) -> Result<bool, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM accounts WHERE id = $1 AND deleted_at IS NULL)",
+    )
+    .bind(id)
+    .fetch_one(conn)
+    .await
 }

@@ -48,7 +48,8 @@ struct Breach {
     device_id: i64,
     value: rust_decimal::Decimal,
     trigger: Uuid,
-    causation: Uuid,
+    /// The triggering event's flow: causation = that event, correlation = its correlation.
+    cause: EventMetadata,
 }
 
 impl AlertManager {
@@ -114,7 +115,7 @@ impl AlertManager {
                 device_id, samples, ..
             }) = stored.decode::<TelemetryEvent>().transpose()?
             {
-                decoded.push((stored.event_id, device_id, samples));
+                decoded.push((stored, device_id, samples));
             }
         }
         let devices: Vec<i64> = decoded.iter().map(|(_, d, _)| *d).collect();
@@ -127,7 +128,7 @@ impl AlertManager {
         .into_iter()
         .collect();
         let mut first: BTreeMap<(i64, i64), Breach> = BTreeMap::new();
-        for (event_id, device_id, samples) in decoded {
+        for (stored, device_id, samples) in decoded {
             let group = groups.get(&device_id).copied().flatten();
             for sample in &samples {
                 for rule in rules {
@@ -136,8 +137,8 @@ impl AlertManager {
                             rule: rule.clone(),
                             device_id,
                             value: sample.value,
-                            trigger: event_id,
-                            causation: event_id,
+                            trigger: stored.event_id,
+                            cause: EventMetadata::caused_by(stored),
                         });
                     }
                 }
@@ -153,10 +154,7 @@ impl AlertManager {
         owner_id: Option<i64>,
     ) -> Result<(), CommandError<AlertError>> {
         let stream_id = AlertEvent::stream_id(alert_stream_key(breach.rule.id, breach.device_id));
-        let metadata = EventMetadata {
-            causation_id: Some(breach.causation),
-            ..Default::default()
-        };
+        let metadata = breach.cause.clone();
         let mut attempt = 0;
         loop {
             attempt += 1;

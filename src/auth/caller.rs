@@ -138,8 +138,10 @@ impl FromRequestParts<AppState> for Caller {
     ) -> Result<Self, Self::Rejection> {
         let ns = Namespace::of_uri(&parts.uri);
         let token = bearer_token(parts).map_err(|f| f.into_error(ns))?;
-        Caller::from_token(state, token)
+        let caller = Caller::from_token(state, token)
             .await
-            .map_err(|f| f.into_error(ns))
+            .map_err(|f| f.into_error(ns))?;
+        crate::es::context::set_actor(caller.account_id);
+        Ok(caller)
     }
 }

@@ -60,20 +60,22 @@ pub async fn authenticate(
     }
     let Some(account) = account else {
         // An unknown name counts against the IP only.
-        crate::auth::password::verify(password, DUMMY_HASH);
+        crate::auth::password::verify(password, DUMMY_HASH).await;
         state.throttle.record_failure(None, &ip.0);
         return Err(LoginError::NotFound);
     };
     if account.deleted_at.is_some() {
         return Err(LoginError::Deleted);
     }
-    if !crate::auth::password::verify(password, &account.password_hash) {
+    if !crate::auth::password::verify(password, &account.password_hash).await {
         state.throttle.record_failure(Some(&account_key), &ip.0);
         return Err(LoginError::WrongPassword);
     }
     if !account.is_active {
         return Err(LoginError::Inactive);
     }
+    // The account that just proved its password acts in what the login records.
+    crate::es::context::set_actor(account.id);
     Ok(account)
 }
 

@@ -34,6 +34,7 @@ pub async fn register(
 ) -> Result<i64, RegisterError> {
     let run = async {
         let mut uow = store.begin(metadata).await?;
+        check_owner(uow.conn(), spec.owner_id).await?;
         let device_id = next_id(uow.conn(), "device_id_seq").await?;
         let events = domain::decide_register(
             &Device::default(),
@@ -62,12 +63,31 @@ pub async fn register(
     })
 }
 
+/// An `owner_id` must name a live account (issue 14: it was stored dangling before).
+async fn check_owner(
+    conn: &mut sqlx::PgConnection,
+    owner_id: Option<i64>,
+) -> Result<(), CommandError<DeviceError>> {
+    match owner_id {
+        Some(id) if !crate::accounts::read::account_exists(conn, id).await? => Err(
+            CommandError::Domain(DeviceError::Invalid("owner_id", UNKNOWN_OWNER)),
+        ),
+        _ => Ok(()),
+    }
+}
+
+/// The refusal of an `owner_id` that names no account.
+pub const UNKNOWN_OWNER: &str = "No account has this id";
+
 pub async fn update(
     store: &EventStore,
     metadata: EventMetadata,
     device_id: i64,
     changes: DeviceChanges,
 ) -> Result<(), CommandError<DeviceError>> {
+    let mut conn = store.pool.acquire().await?;
+    check_owner(&mut conn, changes.owner_id).await?;
+    drop(conn);
     store
         .execute::<Device, _>(device_id, metadata, |state| {
             domain::decide_update(state, changes.clone(), Utc::now())

@@ -1,6 +1,6 @@
 //! Device rows of the `devices` read model and their JSON per seed.
 
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 use sqlx::PgConnection;
 use uuid::Uuid;
@@ -46,8 +46,19 @@ pub const DEVICE_COLUMNS: &str =
 pub const CORE_STATUS: &str = "CASE WHEN d.status = 'active' THEN coalesce((SELECT connectivity \
     FROM device_presence WHERE device_id = d.id), 'offline') ELSE d.status END";
 
+use crate::http::{time, Namespace};
+
+/// Seed 000's format (Addnox/Lux namespace).
 pub fn iso(at: DateTime<Utc>) -> String {
-    at.to_rfc3339_opts(SecondsFormat::Millis, true)
+    time::format(Namespace::Nueyne, at)
+}
+
+fn core(at: DateTime<Utc>) -> String {
+    time::format(Namespace::Core, at)
+}
+
+fn drf(at: DateTime<Utc>) -> String {
+    time::format(Namespace::Drf, at)
 }
 
 impl DeviceRow {
@@ -85,8 +96,8 @@ impl DeviceRow {
             "ip_address": self.ip_address,
             "group_id": self.group_id,
             "owner_id": self.owner_id,
-            "last_seen_at": self.last_seen_at.map(iso),
-            "created_at": iso(self.created_at),
+            "last_seen_at": self.last_seen_at.map(core),
+            "created_at": core(self.created_at),
         })
     }
 
@@ -98,8 +109,8 @@ impl DeviceRow {
             "name": self.name,
             "status": self.status,
             "description": self.description,
-            "created_at": iso(self.created_at),
-            "updated_at": iso(self.updated_at),
+            "created_at": drf(self.created_at),
+            "updated_at": drf(self.updated_at),
         })
     }
 }

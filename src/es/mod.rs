@@ -1,6 +1,7 @@
 //! Commands: load an aggregate by folding its stream, decide (pure), append with the loaded
 //! version, apply inline projections — all in one transaction.
 
+pub mod context;
 mod unit_of_work;
 
 pub use unit_of_work::{next_id, CommandError, EventStore, UnitOfWork};

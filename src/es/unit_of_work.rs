@@ -99,11 +99,13 @@ impl EventStore {
         &self.projections
     }
 
+    /// Opens a unit of work; `metadata` is completed from the current request or flow context
+    /// (see [`super::context`]), so callers name at most what they know better.
     pub async fn begin(&self, metadata: EventMetadata) -> Result<UnitOfWork, sqlx::Error> {
         Ok(UnitOfWork {
             tx: self.pool.begin().await?,
             staged: Vec::new(),
-            metadata,
+            metadata: super::context::complete(metadata),
             projections: self.projections.clone(),
             notifier: self.notifier.clone(),
         })
@@ -210,6 +212,7 @@ impl UnitOfWork {
                 self.tx.commit().await?;
                 if !stored.is_empty() {
                     self.notifier.appended();
+                    log_commit(&stored);
                 }
                 Ok(stored)
             }
@@ -221,6 +224,22 @@ impl UnitOfWork {
             }
         }
     }
+}
+
+/// One info line per committed command: what it appended, to which streams.
+fn log_commit(stored: &[StoredEvent]) {
+    let mut streams: Vec<&str> = stored.iter().map(|e| e.stream_id.as_str()).collect();
+    streams.dedup();
+    let mut types: Vec<&str> = stored.iter().map(|e| e.event_type.as_str()).collect();
+    types.dedup();
+    tracing::info!(
+        command = types.first().copied().unwrap_or_default(),
+        events = stored.len(),
+        stream = streams.first().copied().unwrap_or_default(),
+        streams = streams.len(),
+        event_types = %types.join(","),
+        "command committed"
+    );
 }
 
 /// Next value of a Postgres sequence (integer ids are taken at command time).

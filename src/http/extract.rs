@@ -38,14 +38,52 @@ async fn read_body<S: Send + Sync>(
     })
 }
 
+/// Where a JSON syntax error is, as FastAPI reports it: the character offset into the body.
+fn char_offset(body: &[u8], line: usize, column: usize) -> usize {
+    let text = String::from_utf8_lossy(body);
+    let line_start: usize = text
+        .split_inclusive('\n')
+        .take(line.saturating_sub(1))
+        .map(|l| l.chars().count())
+        .sum();
+    line_start + column.saturating_sub(1)
+}
+
+/// Malformed JSON: FastAPI's `json_invalid` with the character offset as the location and the
+/// parser's complaint (with line and column) in `ctx.error`, instead of a location of `?`.
+fn syntax_error(ns: Namespace, origin: &str, inner: &serde_json::Error, body: &[u8]) -> ApiError {
+    let offset = char_offset(body, inner.line(), inner.column());
+    let complaint = inner.to_string();
+    match ns {
+        Namespace::Nueyne | Namespace::Core => ApiError::with_body(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            serde_json::json!({ "detail": [{
+                "loc": [origin, offset],
+                "msg": "JSON decode error",
+                "type": "json_invalid",
+                "ctx": { "error": complaint },
+            }] }),
+        ),
+        Namespace::Drf => ApiError::detail(
+            StatusCode::BAD_REQUEST,
+            format!("JSON parse error - {complaint}"),
+        ),
+        Namespace::KooDtx => ApiError::error(StatusCode::BAD_REQUEST, "Invalid request format"),
+    }
+}
+
 /// Turns a serde failure (with its path) into the namespace's validation error.
 fn deserialize_error(
     ns: Namespace,
     origin: &str,
     err: serde_path_to_error::Error<serde_json::Error>,
+    body: &[u8],
 ) -> ApiError {
     let path = err.path().to_string();
     let inner = err.into_inner();
+    if inner.is_syntax() || inner.is_eof() {
+        return syntax_error(ns, origin, &inner, body);
+    }
     let message = inner.to_string();
     // serde reports a missing field at the parent's path; name the field itself.
     let missing = message
@@ -54,8 +92,9 @@ fn deserialize_error(
         .map(str::to_owned);
     let mut location: Vec<String> = vec![origin.to_owned()];
     location.extend(
+        // `?` is serde_path_to_error's "somewhere unknown": no use to a person.
         path.split('.')
-            .filter(|s| !s.is_empty() && *s != ".")
+            .filter(|s| !s.is_empty() && *s != "." && *s != "?")
             .map(str::to_owned),
     );
     let (msg, kind) = match &missing {
@@ -63,18 +102,12 @@ fn deserialize_error(
             location.push(field.clone());
             ("Field required".to_owned(), "missing")
         }
-        None if inner.is_syntax() || inner.is_eof() => {
-            ("JSON decode error".to_owned(), "json_invalid")
-        }
         None => (strip_position(&message), "value_error"),
     };
     let location: Vec<&str> = location.iter().map(String::as_str).collect();
     match ns {
         Namespace::Drf if missing.is_some() => {
             ApiError::validation(ns, &location, "This field is required.", kind)
-        }
-        Namespace::Drf if inner.is_syntax() || inner.is_eof() => {
-            ApiError::detail(StatusCode::BAD_REQUEST, "JSON parse error")
         }
         _ => ApiError::validation(ns, &location, msg, kind),
     }
@@ -100,7 +133,7 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Json<T> {
         };
         let mut de = serde_json::Deserializer::from_slice(body);
         let value = serde_path_to_error::deserialize(&mut de)
-            .map_err(|e| deserialize_error(ns, "body", e))?;
+            .map_err(|e| deserialize_error(ns, "body", e, body))?;
         Ok(Json(value))
     }
 }
@@ -120,7 +153,7 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Form<T> {
             let mut de = serde_json::Deserializer::from_slice(&bytes);
             return serde_path_to_error::deserialize(&mut de)
                 .map(Form)
-                .map_err(|e| deserialize_error(ns, "body", e));
+                .map_err(|e| deserialize_error(ns, "body", e, &bytes));
         }
         // Forms carry strings only; go through a JSON map so numbers and flags still parse.
         let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(&bytes)
@@ -131,7 +164,7 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Form<T> {
             .collect();
         serde_path_to_error::deserialize(serde_json::Value::Object(map))
             .map(Form)
-            .map_err(|e| deserialize_error(ns, "body", e))
+            .map_err(|e| deserialize_error(ns, "body", e, &[]))
     }
 }
 

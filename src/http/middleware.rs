@@ -1,13 +1,19 @@
 //! Request-level middleware: namespace-shaped body limits (checked before authentication),
-//! Prometheus request timing, and the 404 fallback.
+//! request context, span, log line and timing, and the 404 fallback.
 
 use super::{ApiError, Namespace};
+use crate::es::context;
 use axum::body::Body;
 use axum::extract::{MatchedPath, Request};
-use axum::http::header;
+use axum::http::{header, HeaderName, HeaderValue};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use fleetstream_events::EventMetadata;
 use std::time::Instant;
+use tracing::Instrument;
+
+pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+pub const CORRELATION_ID: HeaderName = HeaderName::from_static("x-correlation-id");
 
 /// Default request body limit (CONTRACT §7).
 pub const BODY_LIMIT: usize = 2 * 1024 * 1024;
@@ -21,7 +27,7 @@ pub fn body_limit_for(ns: Namespace) -> usize {
     }
 }
 
-fn body_limit_for_path(path: &str) -> usize {
+pub fn body_limit_for_path(path: &str) -> usize {
     if path.trim_end_matches('/') == "/api/sync/push" {
         SYNC_PUSH_BODY_LIMIT
     } else {
@@ -46,8 +52,21 @@ pub async fn limit_body(req: Request, next: Next) -> Response {
     next.run(req).await
 }
 
-/// Records `fleet_http_request_duration_seconds` by method, route template and status.
-pub async fn record_metrics(req: Request, next: Next) -> Response {
+/// Longest `x-request-id` / `x-correlation-id` taken from a client; anything longer or not
+/// plain visible ASCII is replaced (it would otherwise be copied into every event).
+const MAX_CLIENT_ID_LEN: usize = 128;
+
+fn usable_id(value: Option<&HeaderValue>) -> Option<String> {
+    let raw = value?.to_str().ok()?.trim();
+    (!raw.is_empty() && raw.len() <= MAX_CLIENT_ID_LEN && raw.bytes().all(|b| b.is_ascii_graphic()))
+        .then(|| raw.to_owned())
+}
+
+/// Per request: the event-metadata context (request id = the incoming `x-request-id` or a
+/// generated one, correlation id = the incoming `x-correlation-id` or the request id, door =
+/// method and route), a tracing span, `fleet_http_request_duration_seconds`, and one `info`
+/// line when the reply leaves (method, route, status, latency, request id, actor).
+pub async fn observe(mut req: Request, next: Next) -> Response {
     let started = Instant::now();
     let method = req.method().to_string();
     let route = req
@@ -55,14 +74,55 @@ pub async fn record_metrics(req: Request, next: Next) -> Response {
         .get::<MatchedPath>()
         .map(|p| p.as_str().to_owned())
         .unwrap_or_else(|| "unmatched".to_owned());
-    let response = next.run(req).await;
+    let request_id = usable_id(req.headers().get(REQUEST_ID)).unwrap_or_else(|| {
+        // Time-ordered, so the correlation index (which holds request ids) grows at its right edge.
+        let id = uuid::Uuid::now_v7().to_string();
+        if let Ok(value) = HeaderValue::from_str(&id) {
+            req.headers_mut().insert(REQUEST_ID, value);
+        }
+        id
+    });
+    let correlation_id =
+        usable_id(req.headers().get(CORRELATION_ID)).unwrap_or_else(|| request_id.clone());
+    let metadata = EventMetadata {
+        actor: None,
+        request_id: Some(request_id.clone()),
+        correlation_id: Some(correlation_id.clone()),
+        causation_id: None,
+        door: Some(format!("{method} {route}")),
+    };
+    let span = tracing::info_span!("request", %method, %route, %request_id);
+    let (mut response, actor) = context::scope(metadata, async {
+        let response = next.run(req).await;
+        (response, context::current().and_then(|m| m.actor))
+    })
+    .instrument(span.clone())
+    .await;
+    let latency = started.elapsed();
+    let status = response.status().as_u16();
     metrics::histogram!(
         "fleet_http_request_duration_seconds",
-        "method" => method,
-        "route" => route,
-        "status" => response.status().as_u16().to_string(),
+        "method" => method.clone(),
+        "route" => route.clone(),
+        "status" => status.to_string(),
     )
-    .record(started.elapsed().as_secs_f64());
+    .record(latency.as_secs_f64());
+    span.in_scope(|| {
+        tracing::info!(
+            %method,
+            %route,
+            status,
+            latency_ms = latency.as_secs_f64() * 1000.0,
+            %request_id,
+            actor,
+            "request"
+        );
+    });
+    for (name, id) in [(REQUEST_ID, &request_id), (CORRELATION_ID, &correlation_id)] {
+        if let Ok(value) = HeaderValue::from_str(id) {
+            response.headers_mut().insert(name, value);
+        }
+    }
     response
 }
 

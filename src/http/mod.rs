@@ -2,7 +2,9 @@
 
 mod error;
 mod extract;
+pub mod guard;
 pub mod middleware;
+pub mod time;
 
 pub use error::{ApiError, Namespace};
 pub use extract::{Form, Json, Query};

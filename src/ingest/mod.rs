@@ -239,7 +239,7 @@ pub async fn record_batch(
             continue;
         };
         let metadata = EventMetadata {
-            causation_id: Some(entry.source),
+            causation_id: Some(entry.source.to_string()),
             ..Default::default()
         };
         match message.clone() {

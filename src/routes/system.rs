@@ -125,8 +125,31 @@ async fn koodtx_health(State(state): State<AppState>) -> impl IntoResponse {
 }
 
 async fn prometheus_metrics(State(state): State<AppState>) -> impl IntoResponse {
+    refresh_inline_positions(&state).await;
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         state.metrics.render(),
     )
+}
+
+/// Inline projections have no worker to report their position; read it at scrape time (one
+/// index step per category), so `/metrics` shows where they really are.
+async fn refresh_inline_positions(state: &AppState) {
+    let Ok(mut conn) = state.pool().acquire().await else {
+        return;
+    };
+    for projection in state.store.projections() {
+        if projection.mode() != fleetstream_projections::Mode::Inline {
+            continue;
+        }
+        if let Ok(status) =
+            fleetstream_projections::projection_status(&mut conn, projection.as_ref()).await
+        {
+            let name = projection.name();
+            metrics::gauge!("fleet_projection_position", "projection" => name)
+                .set(status.position as f64);
+            metrics::gauge!("fleet_projection_lag_events", "projection" => name).set(0.0);
+            metrics::gauge!("fleet_projection_lag_seconds", "projection" => name).set(0.0);
+        }
+    }
 }

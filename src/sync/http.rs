@@ -11,7 +11,7 @@ use crate::http::{ApiError, Json, Namespace};
 use crate::state::AppState;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
-use chrono::{DateTime, NaiveDateTime, SecondsFormat, Utc};
+use chrono::{DateTime, NaiveDateTime, Utc};
 use fleetstream_events::{
     encoded_len, EventMetadata, SensorSample, MAX_SAMPLE_BYTES, MAX_SENSOR_TYPE_CHARS,
 };
@@ -73,7 +73,7 @@ pub fn parse_time(raw: &str) -> Option<DateTime<Utc>> {
 }
 
 fn format_time(t: DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(SecondsFormat::AutoSi, true)
+    crate::http::time::format(Namespace::KooDtx, t)
 }
 
 fn optional<'a>(object: &'a Map<String, Value>, key: &str) -> Option<&'a Value> {

@@ -26,7 +26,7 @@ const ROUNDS: usize = 2;
 const BENCH_DB: &str = "fleetbench_therapy";
 
 pub async fn run(database_url: &str) -> anyhow::Result<()> {
-    let pool = fresh_database(database_url).await?;
+    let pool = fresh_database(database_url, BENCH_DB).await?;
     let state = testing::state(pool.clone());
     println!(
         "seeding {} accounts x {PATIENTS_PER_ACCOUNT} patients, each with a device…",
@@ -73,28 +73,30 @@ pub async fn run(database_url: &str) -> anyhow::Result<()> {
         fleet.throughput() / base.throughput(),
     );
     pool.close().await;
-    drop_database(database_url).await
+    drop_database(database_url, BENCH_DB).await
 }
 
-async fn drop_database(database_url: &str) -> anyhow::Result<()> {
+pub(crate) async fn drop_database(database_url: &str, name: &str) -> anyhow::Result<()> {
     let mut admin = PgConnectOptions::from_str(database_url)?.connect().await?;
-    sqlx::query(&format!("DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)"))
+    sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
         .execute(&mut admin)
         .await?;
     Ok(())
 }
 
-/// Drops and recreates the bench database next to `DATABASE_URL`'s and migrates it.
-async fn fresh_database(database_url: &str) -> anyhow::Result<PgPool> {
-    drop_database(database_url).await.context("connecting")?;
+/// Drops and recreates the bench database `name` next to `DATABASE_URL`'s and migrates it.
+pub(crate) async fn fresh_database(database_url: &str, name: &str) -> anyhow::Result<PgPool> {
+    drop_database(database_url, name)
+        .await
+        .context("connecting")?;
     let admin_opts = PgConnectOptions::from_str(database_url)?;
     let mut admin = admin_opts.connect().await?;
-    sqlx::query(&format!("CREATE DATABASE {BENCH_DB}"))
+    sqlx::query(&format!("CREATE DATABASE {name}"))
         .execute(&mut admin)
         .await?;
     let pool = PgPoolOptions::new()
         .max_connections(24)
-        .connect_with(admin_opts.database(BENCH_DB))
+        .connect_with(admin_opts.database(name))
         .await?;
     fleetstream::db::MIGRATOR.run(&pool).await?;
     Ok(pool)
@@ -255,7 +257,7 @@ async fn measure(
 }
 
 /// Reads one HTTP/1.1 response with a `content-length` body; fails on a non-200 status.
-async fn read_response(conn: &mut BufReader<TcpStream>) -> anyhow::Result<Vec<u8>> {
+pub(crate) async fn read_response(conn: &mut BufReader<TcpStream>) -> anyhow::Result<Vec<u8>> {
     let mut line = String::new();
     conn.read_line(&mut line).await?;
     if !line.starts_with("HTTP/1.1 200") {
