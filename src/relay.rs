@@ -129,12 +129,14 @@ pub struct Publisher {
 impl Publisher {
     /// Ensures the stream and reads the limits from the connection and the stream.
     pub async fn new(client: async_nats::Client) -> Result<Self, RelayError> {
+        let js = jetstream::new(client.clone());
+        // A round trip first: a client that connects in the background knows the server's
+        // limits only once it has heard its INFO.
+        let stream_limit = ensure_stream(&js).await?.unwrap_or(usize::MAX);
         let max_payload = match client.server_info().max_payload {
             0 => DEFAULT_MAX_PAYLOAD,
             n => n,
         };
-        let js = jetstream::new(client);
-        let stream_limit = ensure_stream(&js).await?.unwrap_or(usize::MAX);
         Ok(Self {
             js,
             body_limit: max_payload
