@@ -9,6 +9,7 @@ use crate::auth::throttle::ClientIp;
 use crate::auth::{bearer_token, AuthFailure, Caller, TokenType};
 use crate::es::CommandError;
 use crate::http::{ApiError, Namespace};
+use crate::openapi::{tags, JwtMsg, KoodtxError};
 use crate::state::AppState;
 use axum::extract::State;
 use axum::http::request::Parts;
@@ -17,6 +18,45 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use fleetstream_events::{AccountProfile, EventMetadata, Role};
 use serde_json::{json, Value};
+use utoipa::ToSchema;
+
+/// Every field is required and must not be blank.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct RegisterBody {
+    #[schema(pattern = "\\S")]
+    username: String,
+    #[schema(format = Email)]
+    email: String,
+    #[schema(min_length = 8)]
+    password: String,
+    /// Unique across accounts.
+    #[schema(pattern = "\\S")]
+    device_id: String,
+}
+
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct LoginBody {
+    #[schema(pattern = "\\S")]
+    username: String,
+    #[schema(pattern = "\\S")]
+    password: String,
+}
+
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct AuthReply {
+    access_token: String,
+    refresh_token: String,
+    user: super::read::KoodtxUser,
+}
+
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct AccessReply {
+    access_token: String,
+}
 
 const NS: Namespace = Namespace::KooDtx;
 
@@ -46,6 +86,9 @@ fn reply(row: &read::AccountRow, pair: &refresh::TokenPair) -> Value {
     })
 }
 
+#[utoipa::path(post, path = "/api/auth/register", tag = tags::KOODTX, request_body = RegisterBody,
+    responses((status = 201, body = AuthReply),
+        (status = 400, description = "Missing fields, or username, email or device_id taken", body = KoodtxError)))]
 pub async fn register(State(state): State<AppState>, body: Bytes) -> Result<Response, ApiError> {
     let Some([username, email, password, device_id]) =
         fields(&body, ["username", "email", "password", "device_id"])
@@ -94,6 +137,11 @@ pub async fn register(State(state): State<AppState>, body: Bytes) -> Result<Resp
     Ok((StatusCode::CREATED, axum::Json(reply(&row, &pair))).into_response())
 }
 
+#[utoipa::path(post, path = "/api/auth/login", tag = tags::KOODTX, request_body = LoginBody,
+    responses((status = 200, body = AuthReply),
+        (status = 400, description = "Missing username or password", body = KoodtxError),
+        (status = 401, description = "Invalid username or password", body = KoodtxError),
+        (status = 429, description = "Too many failed logins", body = KoodtxError, headers(("Retry-After" = u64)))))]
 pub async fn login(
     State(state): State<AppState>,
     ip: ClientIp,
@@ -121,6 +169,10 @@ pub async fn login(
 }
 
 /// Bearer refresh token → a new access token; the refresh token stays valid.
+#[utoipa::path(post, path = "/api/auth/refresh", tag = tags::KOODTX, security(("bearer" = [])),
+    responses((status = 200, body = AccessReply),
+        (status = 401, description = "Missing, expired or revoked refresh token", body = JwtMsg),
+        (status = 422, description = "Not a refresh token, or one that does not verify", body = JwtMsg)))]
 pub async fn refresh_access(
     State(state): State<AppState>,
     parts: Parts,
@@ -146,10 +198,12 @@ pub async fn refresh_access(
     Ok(axum::Json(json!({ "access_token": access.token })))
 }
 
+#[utoipa::path(get, path = "/api/auth/me", tag = tags::KOODTX, security(("bearer" = [])),
+    responses((status = 200, body = super::read::KoodtxUser)))]
 pub async fn me(
     State(state): State<AppState>,
     caller: Caller,
-) -> Result<axum::Json<Value>, ApiError> {
+) -> Result<axum::Json<super::read::KoodtxUser>, ApiError> {
     let row = read::live_by_id(state.pool(), caller.account_id)
         .await
         .map_err(|e| ApiError::internal(NS, e))?

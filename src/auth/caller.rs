@@ -32,6 +32,9 @@ pub enum AuthFailure {
     Expired,
     WrongType,
     AccountUnusable,
+    /// The token is still valid but its account was deleted or withdrawn; seed 001 names
+    /// this case (401 `User is Deleted`), the other namespaces treat it as unusable.
+    AccountDeleted,
 }
 
 impl AuthFailure {
@@ -39,10 +42,13 @@ impl AuthFailure {
         use AuthFailure::*;
         let unauthorized = StatusCode::UNAUTHORIZED;
         match ns {
+            Namespace::Nueyne if self == AccountDeleted => {
+                ApiError::detail(unauthorized, "User is Deleted")
+            }
             Namespace::Nueyne | Namespace::Core => match self {
                 Missing => ApiError::detail(unauthorized, "Not authenticated"),
                 Expired => ApiError::detail(unauthorized, "Token is expired"),
-                Invalid | WrongType | AccountUnusable => {
+                Invalid | WrongType | AccountUnusable | AccountDeleted => {
                     ApiError::detail(unauthorized, "Could not validate credentials")
                 }
             },
@@ -57,14 +63,14 @@ impl AuthFailure {
                     StatusCode::UNPROCESSABLE_ENTITY,
                     "Signature verification failed",
                 ),
-                AccountUnusable => ApiError::msg(unauthorized, "User not found"),
+                AccountUnusable | AccountDeleted => ApiError::msg(unauthorized, "User not found"),
             },
             Namespace::Drf => match self {
                 Missing => ApiError::detail(
                     unauthorized,
                     "Authentication credentials were not provided.",
                 ),
-                AccountUnusable => ApiError::with_body(
+                AccountUnusable | AccountDeleted => ApiError::with_body(
                     unauthorized,
                     json!({"detail": "User is inactive", "code": "user_inactive"}),
                 ),
@@ -107,8 +113,8 @@ impl Caller {
     pub async fn from_token(state: &AppState, token: &str) -> Result<Caller, AuthFailure> {
         let claims = state.jwt.verify(token, TokenType::Access)?;
         let account_id = claims.account_id().ok_or(AuthFailure::Invalid)?;
-        let row: Option<(String, bool)> = sqlx::query_as(
-            "SELECT role, is_active FROM accounts WHERE id = $1 AND deleted_at IS NULL",
+        let row: Option<(String, bool, bool)> = sqlx::query_as(
+            "SELECT role, is_active, deleted_at IS NOT NULL FROM accounts WHERE id = $1",
         )
         .bind(account_id)
         .fetch_optional(&state.store.pool)
@@ -118,7 +124,8 @@ impl Caller {
             AuthFailure::AccountUnusable
         })?;
         match row {
-            Some((role, true)) => Ok(Caller {
+            Some((_, _, true)) => Err(AuthFailure::AccountDeleted),
+            Some((role, true, false)) => Ok(Caller {
                 account_id,
                 role: Role::parse(&role).ok_or(AuthFailure::AccountUnusable)?,
             }),

@@ -109,7 +109,9 @@ impl ApiError {
         match ns {
             Namespace::KooDtx => Self::error(StatusCode::NOT_FOUND, "Not found"),
             Namespace::Drf => Self::detail(StatusCode::NOT_FOUND, "Not found."),
-            _ => Self::detail(StatusCode::NOT_FOUND, "Not Found"),
+            // Seeds 000/001, common errors.
+            Namespace::Nueyne => Self::detail(StatusCode::NOT_FOUND, "Resource not found"),
+            Namespace::Core => Self::detail(StatusCode::NOT_FOUND, "Not Found"),
         }
     }
 

@@ -13,6 +13,8 @@ use serde::Serialize;
 pub struct Json<T>(pub T);
 pub struct Query<T>(pub T);
 pub struct Form<T>(pub T);
+/// Path parameters; a value that does not parse is the namespace's error, never axum's text.
+pub struct Path<T>(pub T);
 
 impl<T: Serialize> IntoResponse for Json<T> {
     fn into_response(self) -> Response {
@@ -162,4 +164,76 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Query<T> {
 
 fn form_urlencoded_parse(query: &str) -> form_urlencoded::Parse<'_> {
     form_urlencoded::parse(query.as_bytes())
+}
+
+impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for Path<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let ns = Namespace::of_uri(&parts.uri);
+        match axum::extract::Path::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Path(value)) => Ok(Path(value)),
+            Err(rejection) => {
+                // A single value or a tuple is reported without its name; the route knows it.
+                let names: Vec<String> =
+                    axum::extract::RawPathParams::from_request_parts(parts, state)
+                        .await
+                        .map(|raw| raw.iter().map(|(k, _)| k.to_owned()).collect())
+                        .unwrap_or_default();
+                Err(path_error(ns, rejection, &names))
+            }
+        }
+    }
+}
+
+/// FastAPI answers a path value of the wrong type with its 422 detail list; Django's and
+/// Flask's `<int:…>` converters simply do not match the route, so those namespaces answer 404.
+fn path_error(
+    ns: Namespace,
+    rejection: axum::extract::rejection::PathRejection,
+    names: &[String],
+) -> ApiError {
+    use axum::extract::path::ErrorKind;
+    use axum::extract::rejection::PathRejection;
+    match ns {
+        Namespace::Drf | Namespace::KooDtx => return ApiError::not_found(ns),
+        Namespace::Core | Namespace::Nueyne => {}
+    }
+    let PathRejection::FailedToDeserializePathParams(err) = rejection else {
+        return ApiError::internal(ns, rejection.body_text());
+    };
+    let (key, expected) = match err.kind() {
+        ErrorKind::ParseErrorAtKey {
+            key, expected_type, ..
+        } => (key.clone(), *expected_type),
+        ErrorKind::ParseError { expected_type, .. } => {
+            (names.last().cloned().unwrap_or_default(), *expected_type)
+        }
+        ErrorKind::ParseErrorAtIndex {
+            index,
+            expected_type,
+            ..
+        } => (
+            names.get(*index).cloned().unwrap_or_default(),
+            *expected_type,
+        ),
+        _ => (String::new(), ""),
+    };
+    let integer = [
+        "i8", "i16", "i32", "i64", "u8", "u16", "u32", "u64", "usize", "isize",
+    ]
+    .contains(&expected);
+    let (msg, kind) = if integer {
+        (
+            "Input should be a valid integer, unable to parse string as an integer",
+            "int_parsing",
+        )
+    } else {
+        ("Input should be a valid value", "value_error")
+    };
+    let mut location = vec!["path"];
+    if !key.is_empty() {
+        location.push(&key);
+    }
+    ApiError::validation(ns, &location, msg, kind)
 }

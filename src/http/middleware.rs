@@ -66,9 +66,50 @@ pub async fn record_metrics(req: Request, next: Next) -> Response {
     response
 }
 
-/// Unknown routes: 404 in the namespace's shape.
-pub async fn not_found(uri: axum::http::Uri) -> ApiError {
-    ApiError::not_found(Namespace::of_uri(&uri))
+/// The DRF routes, to tell a path that only lacks its trailing slash from an unknown one.
+#[derive(Clone, Default)]
+pub struct SlashRoutes(std::sync::Arc<matchit::Router<()>>);
+
+impl SlashRoutes {
+    /// From the route templates (`/api/devices/{id}/`) of the DRF namespace.
+    pub fn new<'a>(templates: impl IntoIterator<Item = &'a str>) -> Self {
+        let mut router = matchit::Router::new();
+        for template in templates {
+            if Namespace::of_path(template) == Namespace::Drf && template.ends_with('/') {
+                // Templates come from the router itself, so they are valid and distinct.
+                let _ = router.insert(template, ());
+            }
+        }
+        Self(std::sync::Arc::new(router))
+    }
+}
+
+/// Unknown routes: 404 in the namespace's shape. A DRF path that only lacks its trailing
+/// slash is redirected to it as Django's `APPEND_SLASH` does: 301 for GET/HEAD; 308 for the
+/// other methods, so the client repeats the method and body (Django's debug mode would raise).
+pub async fn not_found(
+    slash_routes: SlashRoutes,
+    method: axum::http::Method,
+    uri: axum::http::Uri,
+) -> Response {
+    let ns = Namespace::of_uri(&uri);
+    let path = uri.path();
+    let slashed = format!("{path}/");
+    if ns == Namespace::Drf && !path.ends_with('/') && slash_routes.0.at(&slashed).is_ok() {
+        let location = match uri.query() {
+            Some(q) => format!("{slashed}?{q}"),
+            None => slashed,
+        };
+        let status = if method == axum::http::Method::GET || method == axum::http::Method::HEAD {
+            axum::http::StatusCode::MOVED_PERMANENTLY
+        } else {
+            axum::http::StatusCode::PERMANENT_REDIRECT
+        };
+        if let Ok(location) = axum::http::HeaderValue::from_str(&location) {
+            return (status, [(header::LOCATION, location)]).into_response();
+        }
+    }
+    ApiError::not_found(ns).into_response()
 }
 
 /// A 405 from the router carries no body; give it the namespace's shape.
@@ -76,7 +117,13 @@ pub async fn shape_method_not_allowed(req: Request, next: Next) -> Response {
     let ns = Namespace::of_uri(req.uri());
     let response = next.run(req).await;
     if response.status() == axum::http::StatusCode::METHOD_NOT_ALLOWED {
-        return ApiError::in_namespace(ns, response.status(), "Method Not Allowed").into_response();
+        let allow = response.headers().get(header::ALLOW).cloned();
+        let mut shaped =
+            ApiError::in_namespace(ns, response.status(), "Method Not Allowed").into_response();
+        if let Some(allow) = allow {
+            shaped.headers_mut().insert(header::ALLOW, allow);
+        }
+        return shaped;
     }
     response
 }

@@ -1,17 +1,60 @@
-//! Health and metrics: `/api/v1/system/health` (seed 002), `/health` (seed 003), `/metrics`.
+//! Health and metrics: `/api/v1/system/health` (seed 002), `/health` (seed 003), `/metrics`;
+//! this API's own description: `/openapi.json` and `/docs`.
+use crate::openapi::tags;
 use crate::state::AppState;
 use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
-use axum::routing::get;
-use axum::{Json, Router};
-use serde_json::json;
+use axum::{Extension, Json};
+use serde::Serialize;
+use std::sync::Arc;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/v1/system/health", get(system_health))
-        .route("/health", get(koodtx_health))
-        .route("/metrics", get(prometheus_metrics))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(system_health))
+        .routes(routes!(koodtx_health))
+        .routes(routes!(prometheus_metrics))
+        .routes(routes!(openapi_json))
+        .routes(routes!(crate::docs::swagger_ui))
+        .routes(routes!(crate::docs::asset))
+}
+
+/// The document served by `/openapi.json`, serialized once at start-up.
+#[derive(Clone)]
+pub struct OpenApiJson(pub Arc<String>);
+
+#[derive(Serialize, ToSchema)]
+pub struct ProjectionHealth {
+    name: String,
+    /// `inline` or `async`.
+    mode: String,
+    position: i64,
+    lag_events: i64,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct SystemHealth {
+    /// `ok`, or `degraded` when Postgres does not answer (then 503).
+    #[schema(pattern = "^(ok|degraded)$")]
+    status: &'static str,
+    service: &'static str,
+    version: &'static str,
+    #[schema(pattern = "^(ok|down)$")]
+    postgres: &'static str,
+    #[schema(pattern = "^(connected|disconnected|disabled)$")]
+    nats: &'static str,
+    projections: Vec<ProjectionHealth>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct KoodtxHealth {
+    #[schema(pattern = "^(healthy|unhealthy)$")]
+    status: &'static str,
+    service: &'static str,
+    version: &'static str,
 }
 
 async fn postgres_ok(state: &AppState) -> bool {
@@ -28,7 +71,10 @@ fn nats_state(state: &AppState) -> &'static str {
     }
 }
 
-async fn system_health(State(state): State<AppState>) -> impl IntoResponse {
+/// Service health; no authentication.
+#[utoipa::path(get, path = "/api/v1/system/health", tag = tags::SYSTEM,
+    responses((status = 200, body = SystemHealth), (status = 503, description = "Postgres does not answer", body = SystemHealth)))]
+async fn system_health(State(state): State<AppState>) -> (StatusCode, Json<SystemHealth>) {
     let postgres = postgres_ok(&state).await;
     let mut projections = Vec::new();
     if postgres {
@@ -43,17 +89,16 @@ async fn system_health(State(state): State<AppState>) -> impl IntoResponse {
                     fleetstream_projections::status(&mut conn, projection.name(), Some(&categories))
                         .await
                 {
-                    projections.push(json!({
-                        "name": status.name,
-                        "mode": format!("{:?}", projection.mode()).to_lowercase(),
-                        "position": status.position,
-                        "lag_events": status.lag_events,
-                    }));
+                    projections.push(ProjectionHealth {
+                        name: status.name,
+                        mode: format!("{:?}", projection.mode()).to_lowercase(),
+                        position: status.position,
+                        lag_events: status.lag_events,
+                    });
                 }
             }
         }
     }
-    let status = if postgres { "ok" } else { "degraded" };
     let code = if postgres {
         StatusCode::OK
     } else {
@@ -61,18 +106,21 @@ async fn system_health(State(state): State<AppState>) -> impl IntoResponse {
     };
     (
         code,
-        Json(json!({
-            "status": status,
-            "service": "core-api",
-            "version": env!("CARGO_PKG_VERSION"),
-            "postgres": if postgres { "ok" } else { "down" },
-            "nats": nats_state(&state),
-            "projections": projections,
-        })),
+        Json(SystemHealth {
+            status: if postgres { "ok" } else { "degraded" },
+            service: "core-api",
+            version: env!("CARGO_PKG_VERSION"),
+            postgres: if postgres { "ok" } else { "down" },
+            nats: nats_state(&state),
+            projections,
+        }),
     )
 }
 
-async fn koodtx_health(State(state): State<AppState>) -> impl IntoResponse {
+/// Seed 003 health; no authentication.
+#[utoipa::path(get, path = "/health", tag = tags::SYSTEM,
+    responses((status = 200, body = KoodtxHealth), (status = 503, description = "Postgres does not answer", body = KoodtxHealth)))]
+async fn koodtx_health(State(state): State<AppState>) -> (StatusCode, Json<KoodtxHealth>) {
     let postgres = postgres_ok(&state).await;
     let code = if postgres {
         StatusCode::OK
@@ -81,17 +129,30 @@ async fn koodtx_health(State(state): State<AppState>) -> impl IntoResponse {
     };
     (
         code,
-        Json(json!({
-            "status": if postgres { "healthy" } else { "unhealthy" },
-            "service": "KooDTX Backend",
-            "version": env!("CARGO_PKG_VERSION"),
-        })),
+        Json(KoodtxHealth {
+            status: if postgres { "healthy" } else { "unhealthy" },
+            service: "KooDTX Backend",
+            version: env!("CARGO_PKG_VERSION"),
+        }),
     )
 }
 
+/// Prometheus text exposition.
+#[utoipa::path(get, path = "/metrics", tag = tags::SYSTEM,
+    responses((status = 200, description = "Prometheus metrics", body = String, content_type = "text/plain")))]
 async fn prometheus_metrics(State(state): State<AppState>) -> impl IntoResponse {
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         state.metrics.render(),
+    )
+}
+
+/// This document (OpenAPI 3.1).
+#[utoipa::path(get, path = "/openapi.json", tag = tags::SYSTEM,
+    responses((status = 200, description = "The OpenAPI document", body = Object)))]
+async fn openapi_json(Extension(doc): Extension<OpenApiJson>) -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        doc.0.as_str().to_owned(),
     )
 }

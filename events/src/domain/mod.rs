@@ -8,7 +8,7 @@ mod recording;
 mod treatment;
 
 pub use account::{AccountEvent, AccountProfile, NotificationSettings, ProfileChanges, Role};
-pub use device::{DeviceChanges, DeviceEvent, DeviceLifecycle, DeviceSpec};
+pub use device::{present, DeviceChanges, DeviceEvent, DeviceLifecycle, DeviceSpec};
 pub use message::MessageEvent;
 pub use patient::{PatientChanges, PatientEvent, PatientProfile};
 pub use recording::{

@@ -1,0 +1,412 @@
+//! Gaps found by a black-box sweep of the seeds (issue 13), each tried as that seed's client
+//! would: exact status codes, bodies and headers.
+
+use fleetstream::testing::{self, TestClient, TestResponse};
+use fleetstream_events::Role;
+use serde_json::{json, Value};
+
+fn pair(r: &TestResponse) -> (u16, Value) {
+    (r.status.as_u16(), r.body.clone())
+}
+
+fn content_type(r: &TestResponse) -> &str {
+    r.headers
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+}
+
+/// Seed 001 shows `register_type: "E"` for an account that signed up with an email.
+#[sqlx::test(migrator = "fleetstream::db::MIGRATOR")]
+async fn email_signups_have_register_type_e(pool: sqlx::PgPool) {
+    let state = testing::state(pool);
+    let client = TestClient::new(state.clone());
+    let core = client
+        .post(
+            "/api/v1/auth/register",
+            None,
+            json!({"email": "core@example.com", "password": "password123"}),
+        )
+        .await;
+    assert_eq!(core.status, 201, "{}", core.text);
+    let token = core.body["access_token"].as_str().unwrap().to_owned();
+    for app in ["lux", "addnox"] {
+        let me = client
+            .get(&format!("/api/v1/{app}/user/me"), Some(&token))
+            .await;
+        assert_eq!(me.status, 200, "{}", me.text);
+        assert_eq!(me.body["register_type"], "E", "{app}");
+        let patched = client
+            .request(
+                "PATCH",
+                &format!("/api/v1/{app}/user/root-user"),
+                Some(&token),
+                json!({"first_name": "James"}),
+            )
+            .await;
+        assert_eq!(patched.status, 200, "{}", patched.text);
+        assert_eq!(patched.body["register_type"], "E", "{app}");
+    }
+    // The KooDTX door signs up with an email too.
+    let koodtx = client
+        .post(
+            "/api/auth/register",
+            None,
+            json!({"username": "kd", "email": "kd@example.com", "password": "password123",
+                   "device_id": "dev-1"}),
+        )
+        .await;
+    assert_eq!(koodtx.status, 201, "{}", koodtx.text);
+    let me = client
+        .get("/api/v1/lux/user/me", koodtx.body["access_token"].as_str())
+        .await;
+    assert_eq!(me.body["register_type"], "E");
+}
+
+/// A withdrawn account's unexpired token: seed 001 answers 401 `User is Deleted` on the
+/// Lux/Addnox endpoints; the other namespaces keep their own "unusable token" answers.
+#[sqlx::test(migrator = "fleetstream::db::MIGRATOR")]
+async fn a_withdrawn_accounts_token_answers_user_is_deleted(pool: sqlx::PgPool) {
+    let state = testing::state(pool);
+    let client = TestClient::new(state.clone());
+    let user = testing::account(&state, "gone@example.com", Role::User).await;
+    let other = testing::account(&state, "inactive@example.com", Role::User).await;
+    let w = client
+        .request(
+            "DELETE",
+            "/api/v1/addnox/user/root-user",
+            Some(&user.token),
+            Value::Null,
+        )
+        .await;
+    assert_eq!(
+        pair(&w),
+        (
+            200,
+            json!({"statusCode": 200, "message": "Root user deleted"})
+        )
+    );
+    let deleted = (401, json!({"detail": "User is Deleted"}));
+    for path in [
+        "/api/v1/lux/user/me",
+        "/api/v1/addnox/user/me",
+        "/api/v1/lux/device/get-all-device",
+    ] {
+        let r = client.get(path, Some(&user.token)).await;
+        assert_eq!(pair(&r), deleted, "{path}");
+    }
+    let r = client
+        .request(
+            "PATCH",
+            "/api/v1/lux/user/root-user",
+            Some(&user.token),
+            json!({"first_name": "x"}),
+        )
+        .await;
+    assert_eq!(pair(&r), deleted);
+    let r = client.get("/api/v1/users/me", Some(&user.token)).await;
+    assert_eq!(
+        pair(&r),
+        (401, json!({"detail": "Could not validate credentials"}))
+    );
+    let r = client.get("/api/auth/me", Some(&user.token)).await;
+    assert_eq!(pair(&r), (401, json!({"msg": "User not found"})));
+
+    // A deactivated (not deleted) account is still "Could not validate credentials".
+    let admin = testing::account(&state, "admin@example.com", Role::Admin).await;
+    let r = client
+        .request(
+            "PATCH",
+            &format!("/api/v1/users/{}", other.id),
+            Some(&admin.token),
+            json!({"is_active": false}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let r = client.get("/api/v1/lux/user/me", Some(&other.token)).await;
+    assert_eq!(
+        pair(&r),
+        (401, json!({"detail": "Could not validate credentials"}))
+    );
+}
+
+/// Seeds 000/001: unknown routes of their namespaces answer `Resource not found`.
+#[sqlx::test(migrator = "fleetstream::db::MIGRATOR")]
+async fn unknown_nueyne_routes_answer_resource_not_found(pool: sqlx::PgPool) {
+    let state = testing::state(pool);
+    let client = TestClient::new(state.clone());
+    let user = testing::account(&state, "u@example.com", Role::User).await;
+    let not_found = (404, json!({"detail": "Resource not found"}));
+    for path in [
+        "/api/v1/addnox/nope",
+        "/api/v1/lux/user/nope",
+        "/api/v2/lux/device/nope",
+        "/api/v2/addnox",
+        "/api/v1/lux/device/child-device/extra",
+    ] {
+        let r = client.get(path, Some(&user.token)).await;
+        assert_eq!(pair(&r), not_found, "{path}");
+        let r = client.get(path, None).await;
+        assert_eq!(pair(&r), not_found, "{path} without a token");
+    }
+    // `{app}` is only addnox or lux: another value is a core path, and unknown there.
+    let r = client.get("/api/v1/other/user/me", Some(&user.token)).await;
+    assert_eq!(pair(&r), (404, json!({"detail": "Not Found"})));
+    let r = client.get("/api/v1/lux/user/me", Some(&user.token)).await;
+    assert_eq!(r.status, 200);
+}
+
+/// A path value that does not parse is answered in the namespace's JSON error shape.
+#[sqlx::test(migrator = "fleetstream::db::MIGRATOR")]
+async fn unparsable_path_parameters_answer_in_each_namespace_shape(pool: sqlx::PgPool) {
+    let state = testing::state(pool);
+    let client = TestClient::new(state.clone());
+    let admin = testing::account(&state, "admin@example.com", Role::Admin).await;
+    let int_parsing = |field: &str| {
+        (
+            422,
+            json!({"detail": [{
+                "loc": ["path", field],
+                "msg": "Input should be a valid integer, unable to parse string as an integer",
+                "type": "int_parsing"
+            }]}),
+        )
+    };
+    for (method, path) in [
+        ("GET", "/api/v1/devices/not-a-number"),
+        ("PATCH", "/api/v1/devices/not-a-number"),
+        ("DELETE", "/api/v1/devices/99999999999999999999"),
+        ("GET", "/api/v1/devices/99999999999999999999"),
+        ("GET", "/api/v1/users/abc"),
+        ("GET", "/api/v1/lux/user/real-user/1%20OR%201=1"),
+        ("PATCH", "/api/v1/addnox/user/real-user/-"),
+    ] {
+        let body = if method == "PATCH" {
+            json!({"name": "x"})
+        } else {
+            Value::Null
+        };
+        let r = client.request(method, path, Some(&admin.token), body).await;
+        assert_eq!(pair(&r), int_parsing("id"), "{method} {path}");
+        assert_eq!(content_type(&r), "application/json", "{method} {path}");
+    }
+    // Django's `<int:pk>` does not match: DRF's 404.
+    for (method, path) in [
+        ("GET", "/api/devices/abc/"),
+        ("PUT", "/api/devices/99999999999999999999/"),
+        ("DELETE", "/api/devices/1%20OR%201=1/"),
+    ] {
+        let r = client
+            .request(method, path, Some(&admin.token), Value::Null)
+            .await;
+        assert_eq!(
+            pair(&r),
+            (404, json!({"detail": "Not found."})),
+            "{method} {path}"
+        );
+        assert_eq!(content_type(&r), "application/json");
+    }
+}
+
+/// Seed 002 restricts device PATCH (manager+) and DELETE (admin+) by role: a plain user is
+/// refused before any lookup, for devices it cannot see and ids that do not exist alike.
+#[sqlx::test(migrator = "fleetstream::db::MIGRATOR")]
+async fn a_plain_users_device_writes_answer_403_first(pool: sqlx::PgPool) {
+    let state = testing::state(pool);
+    let client = TestClient::new(state.clone());
+    let manager = testing::account(&state, "m@example.com", Role::Manager).await;
+    let user = testing::account(&state, "u@example.com", Role::User).await;
+    let created = client
+        .post(
+            "/api/v1/devices",
+            Some(&manager.token),
+            json!({"device_uid": "uid-1", "name": "Sensor"}),
+        )
+        .await;
+    assert_eq!(created.status, 201, "{}", created.text);
+    let id = created.body["id"].as_i64().unwrap();
+    let forbidden = (403, json!({"detail": "Not enough permissions"}));
+    for url in [
+        format!("/api/v1/devices/{id}"),
+        "/api/v1/devices/424242".into(),
+    ] {
+        let r = client
+            .request("PATCH", &url, Some(&user.token), json!({"name": "Mine"}))
+            .await;
+        assert_eq!(pair(&r), forbidden, "PATCH {url}");
+        let r = client
+            .request("DELETE", &url, Some(&user.token), Value::Null)
+            .await;
+        assert_eq!(pair(&r), forbidden, "DELETE {url}");
+    }
+    // Nothing changed.
+    let r = client
+        .get(&format!("/api/v1/devices/{id}"), Some(&manager.token))
+        .await;
+    assert_eq!(r.body["name"], "Sensor");
+    // A manager still gets 404 for an id that does not exist.
+    let r = client
+        .request(
+            "PATCH",
+            "/api/v1/devices/424242",
+            Some(&manager.token),
+            json!({"name": "x"}),
+        )
+        .await;
+    assert_eq!(pair(&r), (404, json!({"detail": "Device not found"})));
+}
+
+/// Seed 004: PUT and PATCH can clear `description` back to null; leaving it out keeps it.
+#[sqlx::test(migrator = "fleetstream::db::MIGRATOR")]
+async fn drf_put_and_patch_can_clear_the_description(pool: sqlx::PgPool) {
+    let state = testing::state(pool);
+    let client = TestClient::new(state.clone());
+    let manager = testing::account(&state, "m@example.com", Role::Manager).await;
+    let created = client
+        .post(
+            "/api/devices/",
+            Some(&manager.token),
+            json!({"name": "Sensor 01", "description": "ambient"}),
+        )
+        .await;
+    assert_eq!(created.status, 201, "{}", created.text);
+    let url = format!("/api/devices/{}/", created.body["id"]);
+
+    let r = client
+        .request(
+            "PATCH",
+            &url,
+            Some(&manager.token),
+            json!({"name": "Sensor 02"}),
+        )
+        .await;
+    assert_eq!(r.body["description"], "ambient", "absent leaves it");
+    let r = client
+        .request(
+            "PATCH",
+            &url,
+            Some(&manager.token),
+            json!({"description": null}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.body["description"], Value::Null);
+    assert_eq!(r.body["name"], "Sensor 02");
+
+    let r = client
+        .request(
+            "PUT",
+            &url,
+            Some(&manager.token),
+            json!({"name": "Sensor 03", "description": "again"}),
+        )
+        .await;
+    assert_eq!(r.body["description"], "again");
+    let r = client
+        .request(
+            "PUT",
+            &url,
+            Some(&manager.token),
+            json!({"name": "Sensor 03", "description": null}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.body["description"], Value::Null);
+    let r = client.get(&url, Some(&manager.token)).await;
+    assert_eq!(r.body["description"], Value::Null, "the read model agrees");
+
+    // The seed 002 PATCH clears it the same way (the core reply does not show it).
+    let id = created.body["id"].as_i64().unwrap();
+    client
+        .request(
+            "PATCH",
+            &url,
+            Some(&manager.token),
+            json!({"description": "x"}),
+        )
+        .await;
+    let r = client
+        .request(
+            "PATCH",
+            &format!("/api/v1/devices/{id}"),
+            Some(&manager.token),
+            json!({"description": null}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let r = client.get(&url, Some(&manager.token)).await;
+    assert_eq!(r.body["description"], Value::Null);
+}
+
+/// Seed 004 paths without their trailing slash redirect as Django's APPEND_SLASH does.
+#[sqlx::test(migrator = "fleetstream::db::MIGRATOR")]
+async fn drf_paths_without_the_trailing_slash_redirect(pool: sqlx::PgPool) {
+    let state = testing::state(pool);
+    let client = TestClient::new(state.clone());
+    let manager = testing::account(&state, "m@example.com", Role::Manager).await;
+    let location = |r: &TestResponse| {
+        r.headers
+            .get("location")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let r = client.get("/api/devices", Some(&manager.token)).await;
+    assert_eq!(
+        (r.status.as_u16(), location(&r)),
+        (301, "/api/devices/".into())
+    );
+    let r = client
+        .get("/api/devices?page=2&page_size=5", Some(&manager.token))
+        .await;
+    assert_eq!(
+        (r.status.as_u16(), location(&r)),
+        (301, "/api/devices/?page=2&page_size=5".into())
+    );
+    let r = client.get("/api/devices/7", Some(&manager.token)).await;
+    assert_eq!(
+        (r.status.as_u16(), location(&r)),
+        (301, "/api/devices/7/".into())
+    );
+    // Other methods keep their method and body: 308.
+    let r = client
+        .post(
+            "/api/devices",
+            Some(&manager.token),
+            json!({"name": "Sensor"}),
+        )
+        .await;
+    assert_eq!(
+        (r.status.as_u16(), location(&r)),
+        (308, "/api/devices/".into())
+    );
+    let r = client
+        .post("/api/token", None, json!({"username": "m@example.com"}))
+        .await;
+    assert_eq!(
+        (r.status.as_u16(), location(&r)),
+        (308, "/api/token/".into())
+    );
+    // Nothing was created by the redirected POST.
+    let list = client.get("/api/devices/", Some(&manager.token)).await;
+    assert_eq!(list.body["count"], 0);
+    // A path that is not a route with the slash either stays a 404.
+    let r = client.get("/api/devices/7/x/y", Some(&manager.token)).await;
+    assert_eq!(pair(&r), (404, json!({"detail": "Not found."})));
+}
+
+/// A 405 keeps the router's `Allow` header and is in the namespace's shape.
+#[sqlx::test(migrator = "fleetstream::db::MIGRATOR")]
+async fn method_not_allowed_keeps_allow(pool: sqlx::PgPool) {
+    let client = TestClient::new(testing::state(pool));
+    let r = client
+        .request("PUT", "/api/v1/auth/login", None, json!({}))
+        .await;
+    assert_eq!(pair(&r), (405, json!({"detail": "Method Not Allowed"})));
+    assert_eq!(r.headers.get("allow").unwrap(), "POST");
+    let r = client
+        .request("DELETE", "/api/sync/status", None, Value::Null)
+        .await;
+    assert_eq!(pair(&r), (405, json!({"error": "Method Not Allowed"})));
+    assert!(r.headers.get("allow").is_some());
+}
