@@ -15,6 +15,60 @@ use utoipa::openapi::security::{
 use utoipa::openapi::{ContentBuilder, OpenApi, Ref, RefOr, Response, ResponseBuilder};
 use utoipa::{Modify, ToSchema};
 
+/// String schemas with the patterns the domain checks, so the document says what is accepted.
+pub mod patterns {
+    use utoipa::openapi::schema::Schema;
+    use utoipa::openapi::RefOr;
+
+    macro_rules! pattern {
+        ($(#[$doc:meta])* $name:ident = $re:expr) => {
+            $(#[$doc])*
+            pub struct $name;
+
+            impl utoipa::PartialSchema for $name {
+                fn schema() -> RefOr<Schema> {
+                    super::schema_from_json(serde_json::json!({"type": "string", "pattern": $re}))
+                }
+            }
+
+            impl utoipa::ToSchema for $name {}
+        };
+    }
+
+    pattern!(
+        /// At least 3 characters once trimmed (seed 004 device names).
+        Name3 = r"^\s*\S[\s\S]+\S\s*$"
+    );
+    pattern!(
+        /// `yyyymmdd`, a real calendar date.
+        Birthdate = r"^(\d{4}(0[13578]|1[02])(0[1-9]|[12]\d|3[01])|\d{4}(0[469]|11)(0[1-9]|[12]\d|30)|\d{4}02(0[1-9]|1\d|2[0-8])|(\d\d(0[48]|[2468][048]|[13579][26])|([02468][048]|[13579][26])00)0229)$"
+    );
+    pattern!(
+        /// `M`, `F`, `N` (non-binary) or `P` (prefers not to say).
+        Gender = "^[MFNP]$"
+    );
+    pattern!(
+        /// 6–20 letters and digits (upper-cased by the server; CONTRACT §3).
+        SerialCode = r"^\s*[A-Za-z0-9]{6,20}\s*$"
+    );
+    pattern!(Role = "^(superadmin|admin|manager|user)$");
+    pattern!(Lifecycle = "^(active|inactive|maintenance|error)$");
+    pattern!(
+        /// E.164: `+` and 8–15 digits, not starting with 0.
+        E164 = r"^\+[1-9]\d{7,14}$"
+    );
+    pattern!(
+        /// Not blank.
+        NotBlank = r"\S"
+    );
+
+    pattern!(
+        /// An email as the server checks it (`accounts::domain::is_plausible_email`): something,
+        /// `@`, a dotted domain; no spaces or control characters once trimmed.
+        Email = r"^\s*[^@\s\x00-\x1f\x7f-\x9f]+@[^\s.\x00-\x1f\x7f-\x9f][^\s\x00-\x1f\x7f-\x9f]*\.[^\s\x00-\x1f\x7f-\x9f]*[^\s.\x00-\x1f\x7f-\x9f]\s*$"
+    );
+}
+
 /// Tags, one per client namespace (CONTRACT table).
 pub mod tags {
     pub const SYSTEM: &str = "system";
@@ -202,23 +256,36 @@ impl NamespaceErrors {
 impl Modify for NamespaceErrors {
     fn modify(&self, doc: &mut OpenApi) {
         for (path, item) in doc.paths.paths.iter_mut() {
-            for op in [
-                &mut item.get,
-                &mut item.put,
-                &mut item.post,
-                &mut item.delete,
-                &mut item.patch,
-                &mut item.head,
-                &mut item.options,
-                &mut item.trace,
-            ]
-            .into_iter()
-            .flatten()
-            {
-                Self::fill(path, op);
+            for (method, op) in [
+                ("get", &mut item.get),
+                ("put", &mut item.put),
+                ("post", &mut item.post),
+                ("delete", &mut item.delete),
+                ("patch", &mut item.patch),
+                ("head", &mut item.head),
+                ("options", &mut item.options),
+                ("trace", &mut item.trace),
+            ] {
+                if let Some(op) = op {
+                    Self::fill(path, op);
+                    op.operation_id = Some(operation_id(method, path));
+                }
             }
         }
     }
+}
+
+/// A unique operation id from the method and path (`get_api_v1_app_user_me`): handler names
+/// repeat across namespaces (`me`, `login`, `list`).
+fn operation_id(method: &str, path: &str) -> String {
+    let mut id = method.to_owned();
+    for part in path.split(|c: char| !c.is_ascii_alphanumeric()) {
+        if !part.is_empty() {
+            id.push('_');
+            id.push_str(part);
+        }
+    }
+    id
 }
 
 /// A schema written as JSON, for shapes the derive cannot say (one-of of literals).

@@ -410,3 +410,230 @@ async fn method_not_allowed_keeps_allow(pool: sqlx::PgPool) {
     assert_eq!(pair(&r), (405, json!({"error": "Method Not Allowed"})));
     assert!(r.headers.get("allow").is_some());
 }
+
+/// Found by schemathesis: input every namespace must refuse (or take) with a 4xx, never a 500.
+#[sqlx::test(migrator = "fleetstream::db::MIGRATOR")]
+async fn nul_characters_are_refused_in_each_namespace_shape(pool: sqlx::PgPool) {
+    let state = testing::state(pool);
+    let client = TestClient::new(state.clone());
+    let user = testing::account(&state, "u@example.com", Role::User).await;
+    let manager = testing::account(&state, "m@example.com", Role::Manager).await;
+    let nul = |loc: &str| {
+        (
+            422,
+            json!({"detail": [{"loc": [loc], "msg": "String should not contain the NUL character",
+                   "type": "string_nul"}]}),
+        )
+    };
+    let r = client
+        .post(
+            "/api/v1/auth/login",
+            None,
+            json!({"email": "a\u{0}@example.com", "password": "password123"}),
+        )
+        .await;
+    assert_eq!(pair(&r), nul("body"));
+    let r = client
+        .post_form(
+            "/api/v1/lux/auth/email/signin",
+            None,
+            &[("username", "u\u{0}@example.com"), ("password", "x")],
+        )
+        .await;
+    assert_eq!(pair(&r), nul("body"));
+    let r = client
+        .get(
+            "/api/v1/lux/device/check-device?unique_id=a%00b",
+            Some(&user.token),
+        )
+        .await;
+    assert_eq!(pair(&r), nul("query"));
+    let r = client
+        .post(
+            "/api/devices/",
+            Some(&manager.token),
+            json!({"name": "Sensor", "description": "a\u{0}"}),
+        )
+        .await;
+    assert_eq!(
+        pair(&r),
+        (
+            400,
+            json!({"body": ["String should not contain the NUL character"]})
+        )
+    );
+    let r = client
+        .post(
+            "/api/auth/login",
+            None,
+            json!({"username": "a\u{0}", "password": "password123"}),
+        )
+        .await;
+    assert_eq!(
+        pair(&r),
+        (400, json!({"error": "Missing username or password"}))
+    );
+    // An escaped backslash before `u0000` is not a NUL.
+    let r = client
+        .post(
+            "/api/devices/",
+            Some(&manager.token),
+            json!({"name": "Sensor", "description": "C:\\u0000"}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    assert_eq!(r.body["description"], "C:\\u0000");
+}
+
+#[sqlx::test(migrator = "fleetstream::db::MIGRATOR")]
+async fn an_array_is_not_an_object_body(pool: sqlx::PgPool) {
+    let state = testing::state(pool);
+    let client = TestClient::new(state.clone());
+    let user = testing::account(&state, "u@example.com", Role::User).await;
+    let manager = testing::account(&state, "m@example.com", Role::Manager).await;
+    let r = client
+        .request(
+            "PATCH",
+            "/api/v1/users/me",
+            Some(&user.token),
+            json!([null, null]),
+        )
+        .await;
+    assert_eq!(
+        pair(&r),
+        (
+            422,
+            json!({"detail": [{"loc": ["body"],
+                "msg": "Input should be a valid dictionary or object to extract fields from",
+                "type": "model_attributes_type"}]})
+        )
+    );
+    let r = client
+        .post("/api/devices/", Some(&manager.token), json!(["Sensor"]))
+        .await;
+    assert_eq!(
+        pair(&r),
+        (
+            400,
+            json!({"non_field_errors": ["Invalid data. Expected a dictionary, but got list."]})
+        )
+    );
+    // The v1 devlog takes a bare array, as its seed says.
+    let r = client
+        .post("/api/v1/addnox/device/devlog", Some(&user.token), json!([]))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+}
+
+/// pydantic's lax mode takes `3.0` for an integer; so do the FastAPI namespaces.
+#[sqlx::test(migrator = "fleetstream::db::MIGRATOR")]
+async fn fastapi_namespaces_take_integral_floats_for_integers(pool: sqlx::PgPool) {
+    let state = testing::state(pool);
+    let client = TestClient::new(state.clone());
+    let manager = testing::account(&state, "m@example.com", Role::Manager).await;
+    let r = client
+        .post(
+            "/api/v1/devices",
+            Some(&manager.token),
+            json!({"device_uid": "uid-f", "name": "Sensor", "group_id": 7.0}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    assert_eq!(r.body["group_id"], 7);
+    let r = client
+        .post(
+            "/api/v1/devices",
+            Some(&manager.token),
+            json!({"device_uid": "uid-g", "name": "Sensor", "group_id": 7.5}),
+        )
+        .await;
+    assert_eq!(r.status, 422, "{}", r.text);
+    assert_eq!(r.body["detail"][0]["loc"], json!(["body", "group_id"]));
+}
+
+/// The sign-up's phone token is checked before its body: no token is 401, whatever the body.
+#[sqlx::test(migrator = "fleetstream::db::MIGRATOR")]
+async fn signup_without_its_token_is_401_before_the_body(pool: sqlx::PgPool) {
+    let client = TestClient::new(testing::state(pool));
+    let r = client
+        .post("/api/v1/lux/auth/email/signup", None, json!({"email": 5}))
+        .await;
+    assert_eq!(pair(&r), (401, json!({"detail": "Not authenticated"})));
+}
+
+/// Optional consent flags may be sent as null (left as they are).
+#[sqlx::test(migrator = "fleetstream::db::MIGRATOR")]
+async fn policy_flags_may_be_null(pool: sqlx::PgPool) {
+    let state = testing::state(pool);
+    let client = TestClient::new(state.clone());
+    let user = testing::account(&state, "u@example.com", Role::User).await;
+    let r = client
+        .request(
+            "PATCH",
+            "/api/v1/lux/user/policy",
+            Some(&user.token),
+            json!({"is_push_agree": true, "is_marketing_agree": null}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.body["is_push_agree"], true);
+    assert_eq!(r.body["is_marketing_agree"], false);
+}
+
+/// Withdrawing an account whose real user's device was deleted meanwhile (found by
+/// schemathesis as a 500): the real user goes, there is no pairing left to release.
+#[sqlx::test(migrator = "fleetstream::db::MIGRATOR")]
+async fn withdrawal_after_the_paired_device_was_deleted(pool: sqlx::PgPool) {
+    let state = testing::state(pool);
+    let client = TestClient::new(state.clone());
+    let admin = testing::account(&state, "a@example.com", Role::Admin).await;
+    let user = testing::account(&state, "u@example.com", Role::User).await;
+    let device = client
+        .post(
+            "/api/v1/devices",
+            Some(&admin.token),
+            json!({"device_uid": "uid-1", "name": "Sensor", "serial_code": "SL20401000",
+                   "mac_id": "AA:BB:CC:DD:41:AD"}),
+        )
+        .await;
+    assert_eq!(device.status, 201, "{}", device.text);
+    let created = client
+        .post(
+            "/api/v1/lux/user/create-real-user",
+            Some(&user.token),
+            json!({"first_name": "Kid", "last_name": "Kim", "birthdate": "20200101",
+                   "gender": "F", "serial_code": "SL20401000", "mac_id": "41AD"}),
+        )
+        .await;
+    assert_eq!(created.status, 200, "{}", created.text);
+    let r = client
+        .request(
+            "DELETE",
+            &format!("/api/v1/devices/{}", device.body["id"]),
+            Some(&admin.token),
+            Value::Null,
+        )
+        .await;
+    assert_eq!(r.status, 204);
+    let r = client
+        .request(
+            "DELETE",
+            "/api/v1/lux/user/root-user",
+            Some(&user.token),
+            Value::Null,
+        )
+        .await;
+    assert_eq!(
+        pair(&r),
+        (
+            200,
+            json!({"statusCode": 200, "message": "Root user deleted"})
+        )
+    );
+    let left: i64 = sqlx::query_scalar("SELECT count(*) FROM patients WHERE root_user_id = $1")
+        .bind(user.id)
+        .fetch_one(state.pool())
+        .await
+        .unwrap();
+    assert_eq!(left, 0);
+}

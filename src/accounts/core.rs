@@ -104,6 +104,7 @@ fn command_error(err: CommandError<AccountError>) -> ApiError {
                 detail(StatusCode::CONFLICT, "Update failed")
             }
         },
+        CommandError::Conflict(_) => detail(StatusCode::CONFLICT, "Conflicting update, try again"),
         other => internal(other),
     }
 }
@@ -131,8 +132,11 @@ fn parse_role(raw: &str) -> Result<Role, ApiError> {
 // ---------- /api/v1/auth ----------
 
 #[derive(Deserialize, ToSchema)]
+#[schema(as = CoreRegisterBody)]
 pub struct RegisterBody {
+    #[schema(value_type = crate::openapi::patterns::Email)]
     email: String,
+    #[schema(min_length = 8)]
     password: String,
     #[serde(default)]
     full_name: Option<String>,
@@ -165,6 +169,7 @@ pub async fn register(
 }
 
 #[derive(Deserialize, ToSchema)]
+#[schema(as = CoreLoginBody)]
 pub struct LoginBody {
     email: String,
     password: String,
@@ -195,6 +200,7 @@ pub async fn login(
 }
 
 #[derive(Deserialize, ToSchema)]
+#[schema(as = CoreRefreshBody)]
 pub struct RefreshBody {
     refresh_token: String,
 }
@@ -252,11 +258,13 @@ pub struct ProfilePatch {
     #[serde(default)]
     avatar_url: Option<String>,
     #[serde(default)]
+    #[schema(value_type = Option<crate::openapi::patterns::Email>)]
     email: Option<String>,
     #[serde(default)]
+    #[schema(min_length = 8)]
     password: Option<String>,
     #[serde(default)]
-    #[schema(pattern = "^(superadmin|admin|manager|user)$")]
+    #[schema(value_type = Option<crate::openapi::patterns::Role>)]
     role: Option<String>,
     #[serde(default)]
     is_active: Option<bool>,
@@ -484,10 +492,12 @@ pub async fn delete_user(
 
 #[derive(Deserialize, ToSchema)]
 pub struct CreateUserBody {
+    #[schema(value_type = crate::openapi::patterns::Email)]
     email: String,
+    #[schema(min_length = 8)]
     password: String,
     #[serde(default)]
-    #[schema(pattern = "^(superadmin|admin|manager|user)$")]
+    #[schema(value_type = Option<crate::openapi::patterns::Role>)]
     role: Option<String>,
     #[serde(default)]
     full_name: Option<String>,

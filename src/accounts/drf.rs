@@ -77,6 +77,7 @@ pub async fn obtain(
 }
 
 #[derive(Deserialize, ToSchema)]
+#[schema(as = DrfRefreshBody)]
 pub struct RefreshBody {
     refresh: String,
 }

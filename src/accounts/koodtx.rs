@@ -23,10 +23,11 @@ use utoipa::ToSchema;
 /// Every field is required and must not be blank.
 #[derive(ToSchema)]
 #[allow(dead_code)]
+#[schema(as = KoodtxRegisterBody)]
 pub struct RegisterBody {
     #[schema(pattern = "\\S")]
     username: String,
-    #[schema(format = Email)]
+    #[schema(value_type = crate::openapi::patterns::Email)]
     email: String,
     #[schema(min_length = 8)]
     password: String,
@@ -37,6 +38,7 @@ pub struct RegisterBody {
 
 #[derive(ToSchema)]
 #[allow(dead_code)]
+#[schema(as = KoodtxLoginBody)]
 pub struct LoginBody {
     #[schema(pattern = "\\S")]
     username: String,
@@ -70,7 +72,8 @@ fn fields<const N: usize>(body: &Bytes, names: [&str; N]) -> Option<[String; N]>
     let mut out: [String; N] = std::array::from_fn(|_| String::new());
     for (slot, name) in out.iter_mut().zip(names) {
         let v = value.get(name)?.as_str()?.trim();
-        if v.is_empty() {
+        // Postgres text cannot hold NUL: such a value is as unusable as a missing one.
+        if v.is_empty() || v.contains('\0') {
             return None;
         }
         *slot = v.to_owned();

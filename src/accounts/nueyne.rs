@@ -177,6 +177,7 @@ fn domain_error(err: CommandError<AccountError>) -> ApiError {
                 detail(StatusCode::CONFLICT, "Same email is already registered")
             }
         },
+        CommandError::Conflict(_) => detail(StatusCode::CONFLICT, "User update failed"),
         other => internal(other),
     }
 }
@@ -231,6 +232,7 @@ pub async fn signin(
 }
 
 #[derive(Deserialize, ToSchema)]
+#[schema(as = NueyneRefreshBody)]
 pub struct RefreshBody {
     refresh_token: String,
 }
@@ -257,13 +259,14 @@ pub async fn refresh_token(
 #[derive(Deserialize, ToSchema)]
 pub struct PhoneBody {
     /// E.164, e.g. `+821012345678`.
+    #[schema(value_type = crate::openapi::patterns::E164)]
     phone: String,
 }
 
 /// Sends a verification code by SMS.
 #[utoipa::path(post, path = "/api/v1/{app}/auth/send-sms-auth", tag = tags::NUEYNE, params(AppParam),
     request_body = PhoneBody,
-    responses((status = 200, body = bool),
+    responses((status = 200, body = bool, content_type = "application/json"),
         (status = 400, description = "Phone number is invalid", body = Detail),
         (status = 409, description = "Phone number is already registered", body = Detail)))]
 pub async fn send_sms_auth(
@@ -335,12 +338,18 @@ pub async fn phone_number_validation(
 
 #[derive(Deserialize, ToSchema)]
 pub struct SignupBody {
+    #[schema(value_type = crate::openapi::patterns::Email)]
     email: String,
+    #[schema(min_length = 8)]
     password: String,
     first_name: String,
     last_name: String,
+    #[schema(value_type = crate::openapi::patterns::Birthdate)]
     birthdate: String,
+    #[schema(value_type = crate::openapi::patterns::Gender)]
     gender: String,
+    /// The number the bearer token was issued for.
+    #[schema(value_type = crate::openapi::patterns::E164)]
     phone: String,
     #[serde(default)]
     register_type: Option<String>,
@@ -362,14 +371,9 @@ pub struct SignupBody {
         (status = 409, description = "Same email is already registered", body = Detail)))]
 pub async fn email_signup(
     State(state): State<AppState>,
-    parts: Parts,
+    PhoneToken(claims): PhoneToken,
     Json(body): Json<SignupBody>,
 ) -> Result<Json<NueyneTokens>, ApiError> {
-    let token = bearer_token(&parts).map_err(|f| f.into_error(NS))?;
-    let claims = state
-        .jwt
-        .verify(token, TokenType::Phone)
-        .map_err(|_| detail(StatusCode::UNAUTHORIZED, "Could not validate credentials"))?;
     if claims.sub != body.phone.trim() {
         return Err(detail(StatusCode::BAD_REQUEST, "Phone number is invalid"));
     }
@@ -408,6 +412,22 @@ pub async fn email_signup(
     Ok(Json(token_reply(&state, id, &pair)))
 }
 
+/// The bearer phone-validation token of a sign-up, checked before the body is read.
+pub struct PhoneToken(crate::auth::Claims);
+
+impl axum::extract::FromRequestParts<AppState> for PhoneToken {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let token = bearer_token(parts).map_err(|f| f.into_error(NS))?;
+        state
+            .jwt
+            .verify(token, TokenType::Phone)
+            .map(PhoneToken)
+            .map_err(|_| detail(StatusCode::UNAUTHORIZED, "Could not validate credentials"))
+    }
+}
+
 // ---------- root user ----------
 
 /// Booleans sent as `true/false` or `0/1` (the seed's example uses 1).
@@ -422,8 +442,12 @@ fn flag<'de, D: Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
     }
 }
 
+/// An optional flag: absent or `null` leaves it as it is.
 fn flag_opt<'de, D: Deserializer<'de>>(d: D) -> Result<Option<bool>, D::Error> {
-    flag(d).map(Some)
+    match Value::deserialize(d)? {
+        Value::Null => Ok(None),
+        other => flag(other).map(Some).map_err(serde::de::Error::custom),
+    }
 }
 
 async fn root_user(state: &AppState, caller: &Caller) -> Result<AccountRow, ApiError> {
@@ -466,8 +490,10 @@ pub struct RootUserPatch {
     #[serde(default)]
     last_name: Option<String>,
     #[serde(default)]
+    #[schema(value_type = Option<crate::openapi::patterns::Birthdate>)]
     birthdate: Option<String>,
     #[serde(default)]
+    #[schema(value_type = Option<crate::openapi::patterns::Gender>)]
     gender: Option<String>,
 }
 
@@ -541,6 +567,7 @@ pub async fn patch_policy(
         CommandError::Domain(AccountError::NotFound | AccountError::Gone) => {
             detail(StatusCode::NOT_FOUND, "User not found")
         }
+        CommandError::Conflict(_) => detail(StatusCode::CONFLICT, "User policy update failed"),
         other => domain_error(other),
     })?;
     let u = root_user(&state, &caller).await?;
@@ -560,7 +587,7 @@ pub struct PushTokenBody {
 
 #[utoipa::path(post, path = "/api/v1/{app}/user/push/set-token", tag = tags::NUEYNE, params(AppParam),
     security(("bearer" = []), ("nueyne_form" = [])), request_body = PushTokenBody,
-    responses((status = 200, body = String),
+    responses((status = 200, body = String, content_type = "application/json"),
         (status = 400, description = "Push permisson denied", body = Detail),
         (status = 409, description = "User push token update failed", body = Detail)))]
 pub async fn set_push_token(
@@ -669,6 +696,9 @@ pub async fn patch_notification(
     .map_err(|e| match e {
         CommandError::Domain(AccountError::NotFound | AccountError::Gone) => {
             detail(StatusCode::NOT_FOUND, "User not found")
+        }
+        CommandError::Conflict(_) => {
+            detail(StatusCode::CONFLICT, "User notification update failed")
         }
         other => domain_error(other),
     })?;

@@ -33,6 +33,7 @@ fn meta(caller: &Caller) -> EventMetadata {
 
 /// Seed 002 page of devices.
 #[derive(Serialize, ToSchema)]
+#[schema(as = CoreDevicePage)]
 pub struct DevicePage {
     items: Vec<CoreDevice>,
     total: i64,
@@ -43,7 +44,10 @@ pub struct DevicePage {
 
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct CreateDevice {
+    #[schema(value_type = crate::openapi::patterns::NotBlank)]
     pub device_uid: String,
+    /// At least 3 characters once trimmed.
+    #[schema(value_type = crate::openapi::patterns::Name3)]
     pub name: String,
     #[serde(default)]
     pub device_type: Option<String>,
@@ -54,6 +58,7 @@ pub struct CreateDevice {
     #[serde(default)]
     pub firmware_version: Option<String>,
     #[serde(default)]
+    #[schema(value_type = Option<crate::openapi::patterns::SerialCode>)]
     pub serial_code: Option<String>,
     #[serde(default)]
     pub mac_id: Option<String>,
@@ -274,11 +279,12 @@ pub async fn get(
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct PatchDevice {
     #[serde(default)]
+    #[schema(value_type = Option<crate::openapi::patterns::Name3>)]
     pub name: Option<String>,
     #[serde(default)]
     pub device_type: Option<String>,
     #[serde(default)]
-    #[schema(pattern = "^(active|inactive|maintenance|error)$")]
+    #[schema(value_type = Option<crate::openapi::patterns::Lifecycle>)]
     pub status: Option<String>,
     #[serde(default)]
     pub firmware_version: Option<String>,
@@ -305,6 +311,9 @@ pub(crate) fn parse_status(
 pub(crate) fn command_error(ns: Namespace, err: CommandError<DeviceError>) -> ApiError {
     match err {
         CommandError::Domain(e) => device_error(ns, e),
+        CommandError::Conflict(_) => {
+            ApiError::in_namespace(ns, StatusCode::CONFLICT, "Conflicting update, try again")
+        }
         e => ApiError::internal(ns, e),
     }
 }

@@ -109,7 +109,8 @@ pub fn mac_matches(stored: &str, sent: &str) -> bool {
 
 /// Device names are trimmed and at least 3 characters (seed 004).
 pub fn normalize_name(raw: &str) -> Result<String, DeviceError> {
-    let name = raw.trim();
+    // DRF trims with Python's `str.strip`, which also takes the separators U+001C–U+001F.
+    let name = raw.trim_matches(|c: char| c.is_whitespace() || ('\u{1c}'..='\u{1f}').contains(&c));
     if name.is_empty() {
         return Err(DeviceError::Invalid("name", "This field may not be blank."));
     }

@@ -66,6 +66,7 @@ pub struct PageQuery {
 
 /// A DRF page of devices with absolute `next`/`previous` links.
 #[derive(Serialize, ToSchema)]
+#[schema(as = DrfDevicePage)]
 pub struct DevicePage {
     count: i64,
     next: Option<String>,
@@ -192,17 +193,47 @@ pub async fn retrieve(
 pub struct DeviceBody {
     /// At least 3 characters after trimming; required by POST and PUT.
     #[serde(default)]
+    #[schema(value_type = Option<crate::openapi::patterns::Name3>)]
     pub name: Option<String>,
     #[serde(default)]
-    #[schema(pattern = "^(active|inactive|maintenance|error)$")]
+    #[schema(value_type = Option<crate::openapi::patterns::Lifecycle>)]
     pub status: Option<String>,
     /// Absent leaves it as it is; `null` clears it.
     #[serde(default, deserialize_with = "fleetstream_events::present")]
     #[schema(value_type = Option<String>)]
     pub description: Option<Option<String>>,
-    /// The device's own id; a fresh UUID when not sent (POST only).
+    /// Read on POST only (see [`DrfDeviceWrite`]); PUT and PATCH leave it as it is.
     #[serde(default)]
     pub device_uid: Option<String>,
+}
+
+/// The body of POST, where `name` is required (documentation of [`DeviceBody`]).
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct DrfDeviceWrite {
+    /// At least 3 characters after trimming.
+    #[schema(value_type = crate::openapi::patterns::Name3)]
+    name: String,
+    #[schema(value_type = Option<crate::openapi::patterns::Lifecycle>)]
+    status: Option<String>,
+    description: Option<String>,
+    /// The device's own id; a fresh UUID when not sent.
+    #[schema(value_type = Option<crate::openapi::patterns::NotBlank>)]
+    device_uid: Option<String>,
+}
+
+/// The body of PUT: a full update, so `name` is required; `device_uid` is not changed.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct DrfDeviceReplace {
+    /// At least 3 characters after trimming.
+    #[schema(value_type = crate::openapi::patterns::Name3)]
+    name: String,
+    #[schema(value_type = Option<crate::openapi::patterns::Lifecycle>)]
+    status: Option<String>,
+    description: Option<String>,
+    /// Ignored.
+    device_uid: Option<String>,
 }
 
 /// Validated writable fields; every field error is reported at once, as DRF does.
@@ -251,6 +282,7 @@ fn device_error(err: DeviceError) -> ApiError {
 fn command_error(err: CommandError<DeviceError>) -> ApiError {
     match err {
         CommandError::Domain(e) => device_error(e),
+        CommandError::Conflict(_) => super::core_http::command_error(NS, err),
         e => internal(e),
     }
 }
@@ -264,7 +296,7 @@ async fn reload(state: &AppState, id: i64) -> Result<DeviceRow, ApiError> {
 }
 
 /// Managers and above.
-#[utoipa::path(post, path = "/api/devices/", tag = tags::DRF, security(("bearer" = [])), request_body = DeviceBody,
+#[utoipa::path(post, path = "/api/devices/", tag = tags::DRF, security(("bearer" = [])), request_body = DrfDeviceWrite,
     responses((status = 201, body = DrfDevice), (status = 403, description = "You do not have permission to perform this action.", body = DrfError)))]
 pub async fn create(
     State(state): State<AppState>,
@@ -325,7 +357,7 @@ async fn write(
 
 /// A full update, so `name` is required; managers and above.
 #[utoipa::path(put, path = "/api/devices/{id}/", tag = tags::DRF, security(("bearer" = [])),
-    params(("id" = i64, Path, description = "Device id")), request_body = DeviceBody,
+    params(("id" = i64, Path, description = "Device id")), request_body = DrfDeviceReplace,
     responses((status = 200, body = DrfDevice), (status = 403, description = "You do not have permission to perform this action.", body = DrfError),
         (status = 404, description = "Not found.", body = DrfError)))]
 pub async fn replace(
@@ -337,9 +369,9 @@ pub async fn replace(
     write(state, caller, id, body.unwrap_or_default(), true).await
 }
 
-/// Managers and above; `description: null` clears it.
+/// Managers and above; `description: null` clears it; no body changes nothing.
 #[utoipa::path(patch, path = "/api/devices/{id}/", tag = tags::DRF, security(("bearer" = [])),
-    params(("id" = i64, Path, description = "Device id")), request_body = DeviceBody,
+    params(("id" = i64, Path, description = "Device id")), request_body(content = Option<DeviceBody>),
     responses((status = 200, body = DrfDevice), (status = 403, description = "You do not have permission to perform this action.", body = DrfError),
         (status = 404, description = "Not found.", body = DrfError)))]
 pub async fn partial_update(

@@ -100,10 +100,160 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Json<T> {
         } else {
             &bytes
         };
+        refuse_array_for_object::<T>(ns, body)?;
         let mut de = serde_json::Deserializer::from_slice(body);
-        let value = serde_path_to_error::deserialize(&mut de)
-            .map_err(|e| deserialize_error(ns, "body", e))?;
+        let value = match serde_path_to_error::deserialize(&mut de) {
+            Ok(value) => value,
+            Err(err) => lax_integers(ns, body)
+                .ok_or_else(|| deserialize_error(ns, "body", err))?
+                .map_err(|e| deserialize_error(ns, "body", e))?,
+        };
+        if has_escaped_nul(body) {
+            return Err(nul_error(ns, "body"));
+        }
         Ok(Json(value))
+    }
+}
+
+/// FastAPI (pydantic's lax mode) takes `3.0` for an integer field; serde does not. When a
+/// FastAPI-namespace body fails, it is read again with integral floats as integers — only when
+/// every float in it is integral, so no decimal value passes through `f64` on the way.
+fn lax_integers<T: DeserializeOwned>(
+    ns: Namespace,
+    body: &[u8],
+) -> Option<Result<T, serde_path_to_error::Error<serde_json::Error>>> {
+    if !matches!(ns, Namespace::Core | Namespace::Nueyne) {
+        return None;
+    }
+    fn integral(value: &mut serde_json::Value) -> Option<bool> {
+        use serde_json::Value;
+        match value {
+            Value::Number(n) if n.is_f64() => {
+                let f = n.as_f64()?;
+                if f.fract() != 0.0 || f.abs() >= 9_007_199_254_740_992.0 {
+                    return None;
+                }
+                *value = Value::from(f as i64);
+                Some(true)
+            }
+            Value::Array(items) => items
+                .iter_mut()
+                .try_fold(false, |changed, v| Some(integral(v)? || changed)),
+            Value::Object(map) => map
+                .values_mut()
+                .try_fold(false, |changed, v| Some(integral(v)? || changed)),
+            _ => Some(false),
+        }
+    }
+    let mut value: serde_json::Value = serde_json::from_slice(body).ok()?;
+    if !integral(&mut value)? {
+        return None;
+    }
+    Some(serde_path_to_error::deserialize(value))
+}
+
+/// Postgres text and jsonb cannot hold U+0000; a value carrying it would fail deep in a
+/// command as a 500. It is refused at the door like any other invalid value.
+fn nul_error(ns: Namespace, origin: &str) -> ApiError {
+    ApiError::validation(
+        ns,
+        &[origin],
+        "String should not contain the NUL character",
+        "string_nul",
+    )
+}
+
+/// A `\u0000` escape in JSON text (an escaped backslash before `u0000` is not one).
+fn has_escaped_nul(json: &[u8]) -> bool {
+    let needle = b"\\u0000";
+    json.windows(needle.len())
+        .enumerate()
+        .filter(|(_, w)| *w == needle)
+        .any(|(at, _)| {
+            let backslashes = json[..=at]
+                .iter()
+                .rev()
+                .take_while(|b| **b == b'\\')
+                .count();
+            backslashes % 2 == 1
+        })
+}
+
+/// serde lets a struct be read from a JSON array (its fields in order); FastAPI and DRF models
+/// only take an object. A top-level array is refused when the handler expects an object.
+fn refuse_array_for_object<T: DeserializeOwned>(
+    ns: Namespace,
+    body: &[u8],
+) -> Result<(), ApiError> {
+    let first = body.iter().find(|b| !b.is_ascii_whitespace());
+    if first != Some(&b'[') || !shape::expects_object::<T>() {
+        return Ok(());
+    }
+    Err(match ns {
+        Namespace::Drf => ApiError::with_body(
+            StatusCode::BAD_REQUEST,
+            serde_json::json!({"non_field_errors": ["Invalid data. Expected a dictionary, but got list."]}),
+        ),
+        _ => ApiError::validation(
+            ns,
+            &["body"],
+            "Input should be a valid dictionary or object to extract fields from",
+            "model_attributes_type",
+        ),
+    })
+}
+
+mod shape {
+    //! Asks a type how it wants to be deserialized, without any input: a derived struct calls
+    //! `deserialize_struct`; `Option<T>` and newtypes are looked through.
+    use serde::de::{self, DeserializeOwned, Deserializer, Visitor};
+    use std::cell::Cell;
+
+    struct Probe<'a>(&'a Cell<bool>);
+
+    fn stop<T>() -> Result<T, de::value::Error> {
+        Err(de::Error::custom("probe"))
+    }
+
+    impl<'de> Deserializer<'de> for Probe<'_> {
+        type Error = de::value::Error;
+
+        fn deserialize_any<V: Visitor<'de>>(self, _: V) -> Result<V::Value, Self::Error> {
+            stop()
+        }
+
+        fn deserialize_struct<V: Visitor<'de>>(
+            self,
+            _: &'static str,
+            _: &'static [&'static str],
+            _: V,
+        ) -> Result<V::Value, Self::Error> {
+            self.0.set(true);
+            stop()
+        }
+
+        fn deserialize_option<V: Visitor<'de>>(self, v: V) -> Result<V::Value, Self::Error> {
+            v.visit_some(self)
+        }
+
+        fn deserialize_newtype_struct<V: Visitor<'de>>(
+            self,
+            _: &'static str,
+            v: V,
+        ) -> Result<V::Value, Self::Error> {
+            v.visit_newtype_struct(self)
+        }
+
+        serde::forward_to_deserialize_any! {
+            bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes
+            byte_buf unit unit_struct seq tuple tuple_struct map enum identifier ignored_any
+        }
+    }
+
+    pub fn expects_object<T: DeserializeOwned>() -> bool {
+        let is_struct = Cell::new(false);
+        let _ = T::deserialize(Probe(&is_struct));
+        is_struct.get()
     }
 }
 
@@ -119,14 +269,24 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Form<T> {
             .is_some_and(|v| v.starts_with("application/json"));
         let bytes = read_body(req, state, ns).await?;
         if is_json {
+            refuse_array_for_object::<T>(ns, &bytes)?;
             let mut de = serde_json::Deserializer::from_slice(&bytes);
-            return serde_path_to_error::deserialize(&mut de)
-                .map(Form)
-                .map_err(|e| deserialize_error(ns, "body", e));
+            let value = serde_path_to_error::deserialize(&mut de)
+                .map_err(|e| deserialize_error(ns, "body", e))?;
+            if has_escaped_nul(&bytes) {
+                return Err(nul_error(ns, "body"));
+            }
+            return Ok(Form(value));
         }
         // Forms carry strings only; go through a JSON map so numbers and flags still parse.
         let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(&bytes)
             .map_err(|_| ApiError::validation(ns, &["body"], "Invalid form body", "value_error"))?;
+        if pairs
+            .iter()
+            .any(|(k, v)| k.contains('\0') || v.contains('\0'))
+        {
+            return Err(nul_error(ns, "body"));
+        }
         let map: serde_json::Map<String, serde_json::Value> = pairs
             .into_iter()
             .map(|(k, v)| (k, serde_json::Value::String(v)))
@@ -143,6 +303,9 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Query<T> {
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
         let ns = Namespace::of_uri(&parts.uri);
         let query = parts.uri.query().unwrap_or_default();
+        if form_urlencoded_parse(query).any(|(k, v)| k.contains('\0') || v.contains('\0')) {
+            return Err(nul_error(ns, "query"));
+        }
         let de = serde_urlencoded::Deserializer::new(form_urlencoded_parse(query));
         serde_path_to_error::deserialize(de)
             .map(Query)

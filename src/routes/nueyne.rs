@@ -25,6 +25,7 @@ pub enum App {
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Path)]
 pub struct AppParam {
+    #[param(inline)]
     pub app: App,
 }
 

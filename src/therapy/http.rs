@@ -190,8 +190,11 @@ pub struct CreateRealUserBody {
     first_name: String,
     #[serde(default)]
     last_name: String,
+    #[schema(value_type = crate::openapi::patterns::Birthdate)]
     birthdate: String,
+    #[schema(value_type = crate::openapi::patterns::Gender)]
     gender: String,
+    #[schema(value_type = crate::openapi::patterns::SerialCode)]
     serial_code: String,
     mac_id: String,
     #[serde(default)]
@@ -294,8 +297,24 @@ pub struct UpdateRealUserBody {
     #[serde(default)]
     last_name: Option<String>,
     #[serde(default)]
+    #[schema(value_type = Option<crate::openapi::patterns::Birthdate>)]
     birthdate: Option<String>,
     #[serde(default)]
+    #[schema(value_type = Option<crate::openapi::patterns::Gender>)]
+    gender: Option<String>,
+}
+
+/// The body of `update-real-user`: [`UpdateRealUserBody`] with its `id` required.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct UpdateRealUserById {
+    /// The real user's id.
+    id: i64,
+    first_name: Option<String>,
+    last_name: Option<String>,
+    #[schema(value_type = Option<crate::openapi::patterns::Birthdate>)]
+    birthdate: Option<String>,
+    #[schema(value_type = Option<crate::openapi::patterns::Gender>)]
     gender: Option<String>,
 }
 
@@ -331,7 +350,7 @@ pub async fn patch_real_user(
 }
 
 #[utoipa::path(patch, path = "/api/v1/{app}/user/update-real-user", tag = tags::NUEYNE, params(AppParam),
-    security(("bearer" = []), ("nueyne_form" = [])), request_body = UpdateRealUserBody,
+    security(("bearer" = []), ("nueyne_form" = [])), request_body = UpdateRealUserById,
     responses((status = 200, body = PatientRow),
         (status = 401, description = "Not authorized user", body = Detail),
         (status = 404, description = "Real user is not found", body = Detail)))]
@@ -354,9 +373,13 @@ pub async fn update_real_user(
 #[derive(Debug, Deserialize, Default, IntoParams, ToSchema)]
 #[into_params(parameter_in = Query)]
 pub struct DeleteRealUserParams {
+    /// Required here or in the body.
     #[serde(default)]
+    #[param(required = true)]
     real_user_id: Option<i64>,
+    /// Required here or in the body.
     #[serde(default)]
+    #[param(required = true)]
     unique_id: Option<String>,
 }
 
@@ -594,7 +617,8 @@ pub async fn update_alias(
 
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct DetailData {
-    /// ISO 8601 local time, e.g. `2024-12-05T14:06:47`.
+    /// ISO 8601 local time, e.g. `2024-12-05T14:06:47` (an offset is converted to UTC).
+    #[schema(value_type = TreatmentDate)]
     treatment_date: String,
     #[serde(default)]
     movement: Option<i64>,
@@ -775,7 +799,8 @@ pub struct ChartParams {
     /// 0 = the 7 days, 1 = the 30 days ending on `current_date`.
     #[param(minimum = 0, maximum = 1)]
     select_mode: i64,
-    /// `yyyy-mm-dd` (anything after the date is ignored).
+    /// `yyyy-mm-dd`, or a date-time whose date is taken.
+    #[param(value_type = CurrentDate, inline)]
     current_date: String,
 }
 
@@ -800,11 +825,7 @@ pub async fn chart_recent(
             ))
         }
     };
-    let end = NaiveDate::parse_from_str(
-        q.current_date.get(..10).unwrap_or(&q.current_date),
-        "%Y-%m-%d",
-    )
-    .map_err(|_| {
+    let end = parse_current_date(&q.current_date).ok_or_else(|| {
         ApiError::validation(
             NS,
             &["query", "current_date"],
@@ -870,3 +891,48 @@ impl utoipa::PartialSchema for FinishFlag {
 }
 
 impl ToSchema for FinishFlag {}
+
+/// `current_date` as the app sends it: a date, or a date-time (its date is the day).
+fn parse_current_date(raw: &str) -> Option<NaiveDate> {
+    let raw = raw.trim();
+    NaiveDate::parse_from_str(raw, "%Y-%m-%d")
+        .ok()
+        .or_else(|| parse_treatment_date(raw).map(|t| t.date()))
+}
+
+/// A treatment date: RFC 3339, or an ISO 8601 local date-time without an offset.
+pub struct TreatmentDate;
+
+impl utoipa::PartialSchema for TreatmentDate {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        crate::openapi::schema_from_json(serde_json::json!({
+            "anyOf": [
+                {"type": "string", "format": "date-time"},
+                {"type": "string", "pattern": LOCAL_DATE_TIME}
+            ]
+        }))
+    }
+}
+
+impl ToSchema for TreatmentDate {}
+
+/// `yyyy-mm-dd` or a date-time.
+pub struct CurrentDate;
+
+impl utoipa::PartialSchema for CurrentDate {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        crate::openapi::schema_from_json(serde_json::json!({
+            "anyOf": [
+                {"type": "string", "format": "date"},
+                {"type": "string", "format": "date-time"}
+            ]
+        }))
+    }
+}
+
+impl ToSchema for CurrentDate {}
+
+/// A local date-time `yyyy-mm-ddThh:mm:ss[.f]` (also with a space), days 01–28 so every match
+/// is a real date; the server takes any real one.
+const LOCAL_DATE_TIME: &str =
+    r"^\d{4}-(0[1-9]|1[0-2])-(0[1-9]|1\d|2[0-8])[T ]([01]\d|2[0-3]):[0-5]\d:[0-5]\d(\.\d{1,9})?$";
