@@ -549,6 +549,15 @@ async fn fastapi_namespaces_take_integral_floats_for_integers(pool: sqlx::PgPool
         .await;
     assert_eq!(r.status, 422, "{}", r.text);
     assert_eq!(r.body["detail"][0]["loc"], json!(["body", "group_id"]));
+    let r = client
+        .get("/api/v1/devices?group_id=7.0", Some(&manager.token))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.body["total"], 1);
+    let r = client
+        .get("/api/v1/devices?group_id=7.5", Some(&manager.token))
+        .await;
+    assert_eq!(r.status, 422, "{}", r.text);
 }
 
 /// The sign-up's phone token is checked before its body: no token is 401, whatever the body.
@@ -636,4 +645,24 @@ async fn withdrawal_after_the_paired_device_was_deleted(pool: sqlx::PgPool) {
         .await
         .unwrap();
     assert_eq!(left, 0);
+}
+
+/// Found by schemathesis: a page number past any offset was a 500 (overflow); it is an empty
+/// page.
+#[sqlx::test(migrator = "fleetstream::db::MIGRATOR")]
+async fn huge_page_numbers_are_empty_pages(pool: sqlx::PgPool) {
+    let state = testing::state(pool);
+    let client = TestClient::new(state.clone());
+    let admin = testing::account(&state, "a@example.com", Role::Admin).await;
+    for path in ["/api/v1/users", "/api/v1/devices"] {
+        let r = client
+            .get(
+                &format!("{path}?page=9223372036854775807&size=100"),
+                Some(&admin.token),
+            )
+            .await;
+        assert_eq!(r.status, 200, "{path}: {}", r.text);
+        assert_eq!(r.body["items"], json!([]), "{path}");
+        assert_eq!(r.body["page"], i64::MAX, "{path}");
+    }
 }

@@ -87,7 +87,7 @@ pub async fn page(
         "{SELECT} WHERE deleted_at IS NULL ORDER BY id LIMIT $1 OFFSET $2"
     ))
     .bind(size)
-    .bind((page - 1) * size)
+    .bind((page - 1).saturating_mul(size))
     .fetch_all(pool)
     .await?;
     Ok((rows, total))

@@ -225,7 +225,7 @@ pub async fn list(
     let rows: Vec<DeviceRow> = sqlx::query_as(&format!(
         "SELECT {DEVICE_COLUMNS} {filter} ORDER BY d.id LIMIT $7 OFFSET $1"
     ))
-    .bind((page - 1) * size)
+    .bind((page - 1).saturating_mul(size))
     .bind(caller.account_id)
     .bind(caller.is_manager())
     .bind(&q.status)

@@ -116,8 +116,8 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Json<T> {
 }
 
 /// FastAPI (pydantic's lax mode) takes `3.0` for an integer field; serde does not. When a
-/// FastAPI-namespace body fails, it is read again with integral floats as integers — only when
-/// every float in it is integral, so no decimal value passes through `f64` on the way.
+/// FastAPI-namespace body fails, it is read again with every number written `<digits>.0…`
+/// rewritten as its integer, in the text (no value passes through `f64` on the way).
 fn lax_integers<T: DeserializeOwned>(
     ns: Namespace,
     body: &[u8],
@@ -125,31 +125,56 @@ fn lax_integers<T: DeserializeOwned>(
     if !matches!(ns, Namespace::Core | Namespace::Nueyne) {
         return None;
     }
-    fn integral(value: &mut serde_json::Value) -> Option<bool> {
-        use serde_json::Value;
-        match value {
-            Value::Number(n) if n.is_f64() => {
-                let f = n.as_f64()?;
-                if f.fract() != 0.0 || f.abs() >= 9_007_199_254_740_992.0 {
-                    return None;
-                }
-                *value = Value::from(f as i64);
-                Some(true)
+    let rewritten = integral_floats_as_integers(body)?;
+    let mut de = serde_json::Deserializer::from_slice(&rewritten);
+    Some(serde_path_to_error::deserialize(&mut de))
+}
+
+/// JSON text with each number token of the form `-?digits.0+` replaced by `-?digits`; `None`
+/// when there is none. Strings are skipped (with their escapes).
+fn integral_floats_as_integers(json: &[u8]) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(json.len());
+    let mut changed = false;
+    let mut i = 0;
+    while i < json.len() {
+        let b = json[i];
+        if b == b'"' {
+            let start = i;
+            i += 1;
+            while i < json.len() && json[i] != b'"' {
+                i += if json[i] == b'\\' { 2 } else { 1 };
             }
-            Value::Array(items) => items
-                .iter_mut()
-                .try_fold(false, |changed, v| Some(integral(v)? || changed)),
-            Value::Object(map) => map
-                .values_mut()
-                .try_fold(false, |changed, v| Some(integral(v)? || changed)),
-            _ => Some(false),
+            i = (i + 1).min(json.len());
+            out.extend_from_slice(&json[start..i]);
+        } else if b == b'-' || b.is_ascii_digit() {
+            let start = i;
+            while i < json.len()
+                && matches!(json[i], b'-' | b'+' | b'.' | b'e' | b'E' | b'0'..=b'9')
+            {
+                i += 1;
+            }
+            let token = &json[start..i];
+            match token.iter().position(|c| *c == b'.') {
+                Some(dot)
+                    if dot > 0
+                        && !token[dot + 1..].is_empty()
+                        && token[dot + 1..].iter().all(|c| *c == b'0')
+                        && token[..dot]
+                            .iter()
+                            .enumerate()
+                            .all(|(k, c)| c.is_ascii_digit() || (k == 0 && *c == b'-')) =>
+                {
+                    out.extend_from_slice(&token[..dot]);
+                    changed = true;
+                }
+                _ => out.extend_from_slice(token),
+            }
+        } else {
+            out.push(b);
+            i += 1;
         }
     }
-    let mut value: serde_json::Value = serde_json::from_slice(body).ok()?;
-    if !integral(&mut value)? {
-        return None;
-    }
-    Some(serde_path_to_error::deserialize(value))
+    changed.then_some(out)
 }
 
 /// Postgres text and jsonb cannot hold U+0000; a value carrying it would fail deep in a
@@ -307,21 +332,41 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Query<T> {
             return Err(nul_error(ns, "query"));
         }
         let de = serde_urlencoded::Deserializer::new(form_urlencoded_parse(query));
-        serde_path_to_error::deserialize(de)
-            .map(Query)
-            .map_err(|err| {
-                let field = err.path().to_string();
-                let message = err.into_inner().to_string();
-                let missing = message
-                    .strip_prefix("missing field `")
-                    .and_then(|rest| rest.split('`').next())
-                    .map(str::to_owned);
-                let (field, msg, kind) = match missing {
-                    Some(f) => (f, "Field required".to_owned(), "missing"),
-                    None => (field, message, "value_error"),
-                };
-                ApiError::validation(ns, &["query", &field], msg, kind)
-            })
+        let first = serde_path_to_error::deserialize(de);
+        // As with bodies, FastAPI takes `3.0` for an integer parameter.
+        let lax = || {
+            let pairs: Vec<(String, String)> = form_urlencoded_parse(query)
+                .map(|(k, v)| {
+                    let v = match v.strip_suffix(".0").filter(|i| i.parse::<i64>().is_ok()) {
+                        Some(integer) => integer.to_owned(),
+                        None => v.into_owned(),
+                    };
+                    (k.into_owned(), v)
+                })
+                .collect();
+            let encoded = serde_urlencoded::to_string(&pairs).ok()?;
+            serde_urlencoded::from_str::<T>(&encoded).ok()
+        };
+        let retried = match (&first, ns) {
+            (Err(_), Namespace::Core | Namespace::Nueyne) => lax(),
+            _ => None,
+        };
+        if let Some(value) = retried {
+            return Ok(Query(value));
+        }
+        first.map(Query).map_err(|err| {
+            let field = err.path().to_string();
+            let message = err.into_inner().to_string();
+            let missing = message
+                .strip_prefix("missing field `")
+                .and_then(|rest| rest.split('`').next())
+                .map(str::to_owned);
+            let (field, msg, kind) = match missing {
+                Some(f) => (f, "Field required".to_owned(), "missing"),
+                None => (field, message, "value_error"),
+            };
+            ApiError::validation(ns, &["query", &field], msg, kind)
+        })
     }
 }
 
@@ -399,4 +444,41 @@ fn path_error(
         location.push(&key);
     }
     ApiError::validation(ns, &location, msg, kind)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn integral_floats_become_integers_outside_strings_only() {
+        let json = br#"{"a": 3.0, "b": "3.0", "c": -2.00, "d": 1.5, "e": 1e3, "f": 3758243138814178.0, "g": "x\"3.0", "h": [0.0,7.000]}"#;
+        let out = integral_floats_as_integers(json).expect("changed");
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            r#"{"a": 3, "b": "3.0", "c": -2, "d": 1.5, "e": 1e3, "f": 3758243138814178, "g": "x\"3.0", "h": [0,7]}"#
+        );
+        assert!(integral_floats_as_integers(br#"{"a": 1.5, "b": "2.0"}"#).is_none());
+    }
+
+    #[test]
+    fn escaped_nul_is_found_but_not_an_escaped_backslash() {
+        assert!(has_escaped_nul(br#"{"a": "x\u0000"}"#));
+        assert!(!has_escaped_nul(br#"{"a": "C:\\u0000"}"#));
+        assert!(has_escaped_nul(br#"{"a": "C:\\\u0000"}"#));
+    }
+
+    #[derive(serde::Deserialize)]
+    #[allow(dead_code)]
+    struct Body {
+        a: i64,
+    }
+
+    #[test]
+    fn structs_expect_objects_and_lists_do_not() {
+        assert!(shape::expects_object::<Body>());
+        assert!(shape::expects_object::<Option<Body>>());
+        assert!(!shape::expects_object::<Vec<Body>>());
+        assert!(!shape::expects_object::<serde_json::Value>());
+    }
 }
