@@ -103,7 +103,7 @@ run() {
     run "$base/openapi.json" "${select[@]}" \
     --max-examples "$MAX_EXAMPLES" \
     --seed "$SEED" \
-    --workers 2 \
+    --workers 1 \
     --request-timeout 10 \
     --generation-database none \
     --report junit --report-junit-path "$REPORTS/$who-$part.junit.xml" \

@@ -4,7 +4,6 @@
 use crate::http::middleware;
 use crate::routes;
 use crate::state::AppState;
-use axum::response::IntoResponse;
 use axum::Router;
 use std::sync::Arc;
 use tower_http::catch_panic::CatchPanicLayer;
@@ -53,12 +52,7 @@ pub fn router(state: AppState) -> Router {
         )
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
         .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
-        .layer(CatchPanicLayer::custom(|_| {
-            crate::http::ApiError::detail(
-                axum::http::StatusCode::INTERNAL_SERVER_ERROR,
-                "Internal Server Error",
-            )
-            .into_response()
-        }))
+        .layer(CatchPanicLayer::custom(middleware::panic_response))
+        .layer(axum::middleware::from_fn(middleware::shape_panic))
         .with_state(state)
 }

@@ -666,3 +666,100 @@ async fn huge_page_numbers_are_empty_pages(pool: sqlx::PgPool) {
         assert_eq!(r.body["page"], i64::MAX, "{path}");
     }
 }
+
+/// Seed 002 `GET /system/info`: superadmins only; the configuration without secrets.
+#[sqlx::test(migrator = "fleetstream::db::MIGRATOR")]
+async fn system_info_is_for_superadmins(pool: sqlx::PgPool) {
+    let state = testing::state(pool);
+    let client = TestClient::new(state.clone());
+    let root = testing::account(&state, "root@example.com", Role::Superadmin).await;
+    let admin = testing::account(&state, "admin@example.com", Role::Admin).await;
+    let r = client.get("/api/v1/system/info", Some(&admin.token)).await;
+    assert_eq!(pair(&r), (403, json!({"detail": "Not enough permissions"})));
+    let r = client.get("/api/v1/system/info", None).await;
+    assert_eq!(pair(&r), (401, json!({"detail": "Not authenticated"})));
+    let r = client.get("/api/v1/system/info", Some(&root.token)).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.body["version"], env!("CARGO_PKG_VERSION"));
+    assert_eq!(r.body["access_token_ttl_secs"], 900);
+    assert_eq!(r.body["postgres"], "ok");
+    assert!(!r.text.contains("secret"), "{}", r.text);
+}
+
+/// Seed 002 shows device timestamps as UTC without an offset, like its users'.
+#[sqlx::test(migrator = "fleetstream::db::MIGRATOR")]
+async fn core_device_timestamps_have_the_seed_002_form(pool: sqlx::PgPool) {
+    let state = testing::state(pool);
+    let client = TestClient::new(state.clone());
+    let manager = testing::account(&state, "m@example.com", Role::Manager).await;
+    let r = client
+        .post(
+            "/api/v1/devices",
+            Some(&manager.token),
+            json!({"device_uid": "uid-t", "name": "Sensor"}),
+        )
+        .await;
+    let created = r.body["created_at"].as_str().unwrap().to_owned();
+    assert_eq!(created.len(), "2025-01-01T00:00:00".len(), "{created}");
+    assert!(chrono::NaiveDateTime::parse_from_str(&created, "%Y-%m-%dT%H:%M:%S").is_ok());
+    let me = client.get("/api/v1/users/me", Some(&manager.token)).await;
+    assert_eq!(me.body["created_at"].as_str().unwrap().len(), created.len());
+}
+
+/// DRF names the refused method; FastAPI does not.
+#[sqlx::test(migrator = "fleetstream::db::MIGRATOR")]
+async fn drf_405_names_the_method(pool: sqlx::PgPool) {
+    let state = testing::state(pool);
+    let client = TestClient::new(state.clone());
+    let manager = testing::account(&state, "m@example.com", Role::Manager).await;
+    let r = client
+        .request("DELETE", "/api/devices/", Some(&manager.token), Value::Null)
+        .await;
+    assert_eq!(
+        pair(&r),
+        (405, json!({"detail": "Method \"DELETE\" not allowed."}))
+    );
+}
+
+/// A panic is a 500 in the namespace's shape; seeds 000/001 spell their message out.
+#[tokio::test]
+async fn a_panic_is_a_500_in_the_namespace_shape() {
+    use fleetstream::http::middleware::{panic_response, shape_panic};
+    use tower::ServiceExt;
+    async fn boom() -> &'static str {
+        panic!("boom")
+    }
+    let app = axum::Router::new()
+        .route("/api/v1/lux/user/boom", axum::routing::get(boom))
+        .route("/api/sync/boom", axum::routing::get(boom))
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(
+            panic_response,
+        ))
+        .layer(axum::middleware::from_fn(shape_panic));
+    for (path, body) in [
+        (
+            "/api/v1/lux/user/boom",
+            json!({"detail": "Internal server error. Please try again later."}),
+        ),
+        ("/api/sync/boom", json!({"error": "Internal Server Error"})),
+    ] {
+        let response = app
+            .clone()
+            .oneshot(
+                axum::http::Request::get(path)
+                    .body(axum::body::Body::empty())
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 500);
+        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        assert_eq!(
+            serde_json::from_slice::<Value>(&bytes).unwrap(),
+            body,
+            "{path}"
+        );
+    }
+}

@@ -43,6 +43,11 @@ pub fn iso(at: DateTime<Utc>) -> String {
     at.to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
+/// Seed 002's timestamps: UTC, no offset, whole seconds.
+pub fn naive(at: DateTime<Utc>) -> String {
+    at.format("%Y-%m-%dT%H:%M:%S").to_string()
+}
+
 /// Seed 000 device (`child-device`, `check-device`, `update-alias`).
 #[derive(Debug, Serialize, ToSchema)]
 pub struct NueyneDevice {
@@ -73,6 +78,7 @@ pub struct CoreDevice {
     pub ip_address: Option<String>,
     pub group_id: Option<i64>,
     pub owner_id: Option<i64>,
+    /// UTC without an offset, as seed 002 shows (`2025-01-15T12:00:00`).
     pub last_seen_at: Option<String>,
     pub created_at: String,
 }
@@ -123,8 +129,8 @@ impl DeviceRow {
             ip_address: self.ip_address.clone(),
             group_id: self.group_id,
             owner_id: self.owner_id,
-            last_seen_at: self.last_seen_at.map(iso),
-            created_at: iso(self.created_at),
+            last_seen_at: self.last_seen_at.map(naive),
+            created_at: naive(self.created_at),
         }
     }
 

@@ -136,11 +136,16 @@ impl ApiError {
     /// Logs the cause and answers a bare 500 that leaks nothing.
     pub fn internal(ns: Namespace, cause: impl std::fmt::Display) -> Self {
         tracing::error!(error = %cause, "internal error");
-        Self::in_namespace(
-            ns,
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "Internal Server Error",
-        )
+        Self::server_error(ns)
+    }
+
+    /// The namespace's 500 (seeds 000/001 spell theirs out).
+    pub fn server_error(ns: Namespace) -> Self {
+        let message = match ns {
+            Namespace::Nueyne => "Internal server error. Please try again later.",
+            _ => "Internal Server Error",
+        };
+        Self::in_namespace(ns, StatusCode::INTERNAL_SERVER_ERROR, message)
     }
 }
 

@@ -112,14 +112,38 @@ pub async fn not_found(
     ApiError::not_found(ns).into_response()
 }
 
-/// A 405 from the router carries no body; give it the namespace's shape.
+/// Marks the 500 that `CatchPanicLayer` makes of a panic, so [`shape_panic`] can give it the
+/// namespace's shape (the panic handler does not see the request).
+#[derive(Clone, Copy)]
+pub struct Panicked;
+
+pub fn panic_response(_: Box<dyn std::any::Any + Send>) -> Response {
+    let mut response = axum::http::StatusCode::INTERNAL_SERVER_ERROR.into_response();
+    response.extensions_mut().insert(Panicked);
+    response
+}
+
+pub async fn shape_panic(req: Request, next: Next) -> Response {
+    let ns = Namespace::of_uri(req.uri());
+    let response = next.run(req).await;
+    if response.extensions().get::<Panicked>().is_some() {
+        return ApiError::server_error(ns).into_response();
+    }
+    response
+}
+
+/// A 405 from the router carries no body; give it the namespace's shape (DRF names the method).
 pub async fn shape_method_not_allowed(req: Request, next: Next) -> Response {
     let ns = Namespace::of_uri(req.uri());
+    let method = req.method().clone();
     let response = next.run(req).await;
     if response.status() == axum::http::StatusCode::METHOD_NOT_ALLOWED {
         let allow = response.headers().get(header::ALLOW).cloned();
-        let mut shaped =
-            ApiError::in_namespace(ns, response.status(), "Method Not Allowed").into_response();
+        let message = match ns {
+            Namespace::Drf => format!("Method \"{method}\" not allowed."),
+            _ => "Method Not Allowed".to_owned(),
+        };
+        let mut shaped = ApiError::in_namespace(ns, response.status(), message).into_response();
         if let Some(allow) = allow {
             shaped.headers_mut().insert(header::ALLOW, allow);
         }

@@ -15,6 +15,7 @@ use utoipa_axum::routes;
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(system_health))
+        .routes(routes!(system_info))
         .routes(routes!(koodtx_health))
         .routes(routes!(prometheus_metrics))
         .routes(routes!(openapi_json))
@@ -55,6 +56,63 @@ pub struct KoodtxHealth {
     status: &'static str,
     service: &'static str,
     version: &'static str,
+}
+
+/// Seed 002 `GET /system/info`: the running configuration, never a secret.
+#[derive(Serialize, ToSchema)]
+pub struct SystemInfo {
+    service: &'static str,
+    version: &'static str,
+    access_token_ttl_secs: u64,
+    refresh_token_ttl_secs: u64,
+    login_failures_per_account: u32,
+    login_failures_per_ip: u32,
+    body_limit_bytes: usize,
+    sync_push_body_limit_bytes: usize,
+    #[schema(pattern = "^(ok|down)$")]
+    postgres: &'static str,
+    #[schema(pattern = "^(connected|disconnected|disabled)$")]
+    nats: &'static str,
+    projections: Vec<String>,
+}
+
+/// Superadmins only.
+#[utoipa::path(get, path = "/api/v1/system/info", tag = tags::CORE, security(("bearer" = [])),
+    responses((status = 200, body = SystemInfo),
+        (status = 403, description = "Not enough permissions", body = crate::openapi::Detail)))]
+async fn system_info(
+    State(state): State<AppState>,
+    caller: crate::auth::Caller,
+) -> Result<Json<SystemInfo>, crate::http::ApiError> {
+    if caller.role != fleetstream_events::Role::Superadmin {
+        return Err(crate::http::ApiError::detail(
+            StatusCode::FORBIDDEN,
+            "Not enough permissions",
+        ));
+    }
+    let config = &state.config;
+    Ok(Json(SystemInfo {
+        service: "core-api",
+        version: env!("CARGO_PKG_VERSION"),
+        access_token_ttl_secs: config.access_ttl.as_secs(),
+        refresh_token_ttl_secs: config.refresh_ttl.as_secs(),
+        login_failures_per_account: config.login_failures_per_account,
+        login_failures_per_ip: config.login_failures_per_ip,
+        body_limit_bytes: crate::http::middleware::BODY_LIMIT,
+        sync_push_body_limit_bytes: crate::http::middleware::SYNC_PUSH_BODY_LIMIT,
+        postgres: if postgres_ok(&state).await {
+            "ok"
+        } else {
+            "down"
+        },
+        nats: nats_state(&state),
+        projections: state
+            .store
+            .projections()
+            .iter()
+            .map(|p| p.name().to_string())
+            .collect(),
+    }))
 }
 
 async fn postgres_ok(state: &AppState) -> bool {
