@@ -763,3 +763,42 @@ async fn a_panic_is_a_500_in_the_namespace_shape() {
         );
     }
 }
+
+/// FastAPI (Starlette) redirects a path one trailing slash away from a route with 307; Flask
+/// routes without a slash do not match one.
+#[sqlx::test(migrator = "fleetstream::db::MIGRATOR")]
+async fn fastapi_paths_one_slash_away_redirect(pool: sqlx::PgPool) {
+    let state = testing::state(pool);
+    let client = TestClient::new(state.clone());
+    let user = testing::account(&state, "u@example.com", Role::User).await;
+    let location = |r: &TestResponse| {
+        r.headers
+            .get("location")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let r = client.get("/api/v1/users/me/", Some(&user.token)).await;
+    assert_eq!(
+        (r.status.as_u16(), location(&r)),
+        (307, "/api/v1/users/me".into())
+    );
+    let r = client
+        .get("/api/v1/devices/?page=2", Some(&user.token))
+        .await;
+    assert_eq!(
+        (r.status.as_u16(), location(&r)),
+        (307, "/api/v1/devices?page=2".into())
+    );
+    let r = client
+        .post("/api/v1/lux/auth/refresh-token/", None, json!({}))
+        .await;
+    assert_eq!(
+        (r.status.as_u16(), location(&r)),
+        (307, "/api/v1/lux/auth/refresh-token".into())
+    );
+    let r = client.get("/api/v1/nope/", Some(&user.token)).await;
+    assert_eq!(pair(&r), (404, json!({"detail": "Not Found"})));
+    let r = client.get("/api/sync/status/", Some(&user.token)).await;
+    assert_eq!(pair(&r), (404, json!({"error": "Not found"})));
+}

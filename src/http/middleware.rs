@@ -66,44 +66,61 @@ pub async fn record_metrics(req: Request, next: Next) -> Response {
     response
 }
 
-/// The DRF routes, to tell a path that only lacks its trailing slash from an unknown one.
+/// Every route template, to tell a path that only differs from a route by its trailing slash
+/// from an unknown one.
 #[derive(Clone, Default)]
 pub struct SlashRoutes(std::sync::Arc<matchit::Router<()>>);
 
 impl SlashRoutes {
-    /// From the route templates (`/api/devices/{id}/`) of the DRF namespace.
     pub fn new<'a>(templates: impl IntoIterator<Item = &'a str>) -> Self {
         let mut router = matchit::Router::new();
         for template in templates {
-            if Namespace::of_path(template) == Namespace::Drf && template.ends_with('/') {
-                // Templates come from the router itself, so they are valid and distinct.
-                let _ = router.insert(template, ());
-            }
+            // Templates come from the router itself, so they are valid and distinct.
+            let _ = router.insert(template, ());
         }
         Self(std::sync::Arc::new(router))
     }
+
+    fn matches(&self, path: &str) -> bool {
+        self.0.at(path).is_ok()
+    }
 }
 
-/// Unknown routes: 404 in the namespace's shape. A DRF path that only lacks its trailing
-/// slash is redirected to it as Django's `APPEND_SLASH` does: 301 for GET/HEAD; 308 for the
-/// other methods, so the client repeats the method and body (Django's debug mode would raise).
+/// Unknown routes: 404 in the namespace's shape, except a path one slash away from a route,
+/// answered as each seed's framework does:
+/// - DRF (Django `APPEND_SLASH`): a missing trailing slash redirects to the route, 301 for
+///   GET/HEAD and 308 for the other methods, so the client repeats its method and body
+///   (Django's debug mode would raise instead);
+/// - FastAPI (Starlette `redirect_slashes`): an extra or missing trailing slash, 307;
+/// - Flask routes without a trailing slash do not match one: 404.
 pub async fn not_found(
     slash_routes: SlashRoutes,
     method: axum::http::Method,
     uri: axum::http::Uri,
 ) -> Response {
+    use axum::http::{Method, StatusCode};
     let ns = Namespace::of_uri(&uri);
     let path = uri.path();
-    let slashed = format!("{path}/");
-    if ns == Namespace::Drf && !path.ends_with('/') && slash_routes.0.at(&slashed).is_ok() {
+    let other = match path.strip_suffix('/') {
+        Some(trimmed) if !trimmed.is_empty() => trimmed.to_owned(),
+        Some(_) => String::new(),
+        None => format!("{path}/"),
+    };
+    let status = match ns {
+        Namespace::Drf if !path.ends_with('/') => {
+            if method == Method::GET || method == Method::HEAD {
+                Some(StatusCode::MOVED_PERMANENTLY)
+            } else {
+                Some(StatusCode::PERMANENT_REDIRECT)
+            }
+        }
+        Namespace::Core | Namespace::Nueyne => Some(StatusCode::TEMPORARY_REDIRECT),
+        _ => None,
+    };
+    if let Some(status) = status.filter(|_| !other.is_empty() && slash_routes.matches(&other)) {
         let location = match uri.query() {
-            Some(q) => format!("{slashed}?{q}"),
-            None => slashed,
-        };
-        let status = if method == axum::http::Method::GET || method == axum::http::Method::HEAD {
-            axum::http::StatusCode::MOVED_PERMANENTLY
-        } else {
-            axum::http::StatusCode::PERMANENT_REDIRECT
+            Some(q) => format!("{other}?{q}"),
+            None => other,
         };
         if let Ok(location) = axum::http::HeaderValue::from_str(&location) {
             return (status, [(header::LOCATION, location)]).into_response();
