@@ -802,3 +802,74 @@ async fn fastapi_paths_one_slash_away_redirect(pool: sqlx::PgPool) {
     let r = client.get("/api/sync/status/", Some(&user.token)).await;
     assert_eq!(pair(&r), (404, json!({"error": "Not found"})));
 }
+
+/// A streamed body over the limit (no Content-Length) is the namespace's 413, also on the
+/// doors that read their body themselves.
+#[sqlx::test(migrator = "fleetstream::db::MIGRATOR")]
+async fn streamed_oversized_bodies_are_413_in_the_namespace_shape(pool: sqlx::PgPool) {
+    let client = TestClient::new(testing::state(pool));
+    let big = vec![b' '; 3 * 1024 * 1024];
+    let r = client
+        .raw(
+            "POST",
+            "/api/auth/register",
+            None,
+            "application/json",
+            big.clone(),
+        )
+        .await;
+    assert_eq!(
+        pair(&r),
+        (413, json!({"error": "Request body is larger than 2 MiB"}))
+    );
+    let r = client
+        .raw("POST", "/api/v1/auth/login", None, "application/json", big)
+        .await;
+    assert_eq!(
+        pair(&r),
+        (413, json!({"detail": "Request body is larger than 2 MiB"}))
+    );
+}
+
+/// (decision) An admin cannot delete, deactivate or demote itself through `/users/{id}`, as it
+/// cannot through `/users/me`; nothing changes.
+#[sqlx::test(migrator = "fleetstream::db::MIGRATOR")]
+async fn admins_cannot_lock_themselves_out(pool: sqlx::PgPool) {
+    let state = testing::state(pool);
+    let client = TestClient::new(state.clone());
+    let root = testing::account(&state, "root@example.com", Role::Superadmin).await;
+    let url = format!("/api/v1/users/{}", root.id);
+    let r = client
+        .request("DELETE", &url, Some(&root.token), Value::Null)
+        .await;
+    assert_eq!(
+        pair(&r),
+        (403, json!({"detail": "You cannot delete yourself"}))
+    );
+    for body in [json!({"is_active": false}), json!({"role": "user"})] {
+        let r = client
+            .request("PATCH", &url, Some(&root.token), body.clone())
+            .await;
+        assert_eq!(
+            pair(&r),
+            (
+                403,
+                json!({"detail": "You cannot change your own role or active status"})
+            ),
+            "{body}"
+        );
+    }
+    // Restating its own role, or other fields, is fine.
+    let r = client
+        .request(
+            "PATCH",
+            &url,
+            Some(&root.token),
+            json!({"role": "superadmin", "full_name": "Root"}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let me = client.get("/api/v1/users/me", Some(&root.token)).await;
+    assert_eq!(me.body["role"], "superadmin");
+    assert_eq!(me.body["is_active"], true);
+}

@@ -463,6 +463,16 @@ pub async fn patch_user(
     if let Some(role) = role {
         check_grant(&caller, role)?;
     }
+    // As on `/users/me`: an admin cannot take away its own role or access (and lock itself
+    // out, possibly leaving no superadmin).
+    if id == caller.account_id
+        && (role.is_some_and(|r| r != caller.role) || patch.is_active == Some(false))
+    {
+        return Err(detail(
+            StatusCode::FORBIDDEN,
+            "You cannot change your own role or active status",
+        ));
+    }
     apply_patch(&state, caller.account_id, id, &patch, role).await?;
     Ok(Json(load_live(&state, id).await?.core_json()))
 }
@@ -478,6 +488,9 @@ pub async fn delete_user(
     Path(id): Path<i64>,
 ) -> Result<StatusCode, ApiError> {
     admin_target(&state, &caller, id).await?;
+    if id == caller.account_id {
+        return Err(detail(StatusCode::FORBIDDEN, "You cannot delete yourself"));
+    }
     let now = Utc::now();
     super::change(&state.store, actor(caller.account_id), id, |account| {
         domain::decide_delete(account, now)

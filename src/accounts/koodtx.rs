@@ -8,7 +8,7 @@ use crate::auth::refresh::{self, RefreshError};
 use crate::auth::throttle::ClientIp;
 use crate::auth::{bearer_token, AuthFailure, Caller, TokenType};
 use crate::es::CommandError;
-use crate::http::{ApiError, Namespace};
+use crate::http::{ApiError, Namespace, RawBody};
 use crate::openapi::{tags, JwtMsg, KoodtxError};
 use crate::state::AppState;
 use axum::extract::State;
@@ -92,7 +92,10 @@ fn reply(row: &read::AccountRow, pair: &refresh::TokenPair) -> Value {
 #[utoipa::path(post, path = "/api/auth/register", tag = tags::KOODTX, request_body = RegisterBody,
     responses((status = 201, body = AuthReply),
         (status = 400, description = "Missing fields, or username, email or device_id taken", body = KoodtxError)))]
-pub async fn register(State(state): State<AppState>, body: Bytes) -> Result<Response, ApiError> {
+pub async fn register(
+    State(state): State<AppState>,
+    RawBody(body): RawBody,
+) -> Result<Response, ApiError> {
     let Some([username, email, password, device_id]) =
         fields(&body, ["username", "email", "password", "device_id"])
     else {
@@ -148,7 +151,7 @@ pub async fn register(State(state): State<AppState>, body: Bytes) -> Result<Resp
 pub async fn login(
     State(state): State<AppState>,
     ip: ClientIp,
-    body: Bytes,
+    RawBody(body): RawBody,
 ) -> Result<axum::Json<Value>, ApiError> {
     let Some([username, password]) = fields(&body, ["username", "password"]) else {
         return Err(error(

@@ -270,6 +270,24 @@ mod tests {
     }
 
     #[test]
+    fn given_registered_when_clearing_the_description_then_null_is_recorded_and_read_back() {
+        let clear = DeviceChanges {
+            description: Some(None),
+            ..Default::default()
+        };
+        let events = decide_update(&registered(), clear, now()).unwrap();
+        assert_json_snapshot!(events);
+        // Absent (`None`) and cleared (`Some(None)`) survive the round trip through JSON.
+        let json = serde_json::to_value(&events[0]).unwrap();
+        assert_eq!(
+            serde_json::from_value::<DeviceEvent>(json).unwrap(),
+            events[0]
+        );
+        let untouched: DeviceChanges = serde_json::from_str(r#"{"name": "x"}"#).unwrap();
+        assert_eq!(untouched.description, None);
+    }
+
+    #[test]
     fn given_missing_or_deleted_when_updating_or_deleting_then_not_found() {
         assert_eq!(
             decide_update(&Device::default(), DeviceChanges::default(), now()),

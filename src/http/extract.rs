@@ -15,6 +15,17 @@ pub struct Query<T>(pub T);
 pub struct Form<T>(pub T);
 /// Path parameters; a value that does not parse is the namespace's error, never axum's text.
 pub struct Path<T>(pub T);
+/// The raw body, for handlers that read it themselves; over the limit is the namespace's 413.
+pub struct RawBody(pub Bytes);
+
+impl<S: Send + Sync> FromRequest<S> for RawBody {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let ns = Namespace::of_uri(req.uri());
+        read_body(req, state, ns).await.map(RawBody)
+    }
+}
 
 impl<T: Serialize> IntoResponse for Json<T> {
     fn into_response(self) -> Response {
@@ -27,9 +38,10 @@ async fn read_body<S: Send + Sync>(
     state: &S,
     ns: Namespace,
 ) -> Result<Bytes, ApiError> {
+    let limit = crate::http::middleware::body_limit_for_path(req.uri().path());
     Bytes::from_request(req, state).await.map_err(|rejection| {
         if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::payload_too_large(ns, crate::http::middleware::body_limit_for(ns))
+            ApiError::payload_too_large(ns, limit)
         } else {
             ApiError::in_namespace(
                 ns,

@@ -14,14 +14,7 @@ pub const BODY_LIMIT: usize = 2 * 1024 * 1024;
 /// KooDTX pushes carry up to 10,000 samples and more.
 pub const SYNC_PUSH_BODY_LIMIT: usize = 32 * 1024 * 1024;
 
-pub fn body_limit_for(ns: Namespace) -> usize {
-    match ns {
-        Namespace::KooDtx => SYNC_PUSH_BODY_LIMIT,
-        _ => BODY_LIMIT,
-    }
-}
-
-fn body_limit_for_path(path: &str) -> usize {
+pub fn body_limit_for_path(path: &str) -> usize {
     if path.trim_end_matches('/') == "/api/sync/push" {
         SYNC_PUSH_BODY_LIMIT
     } else {

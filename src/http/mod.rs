@@ -5,4 +5,4 @@ mod extract;
 pub mod middleware;
 
 pub use error::{ApiError, Namespace};
-pub use extract::{Form, Json, Path, Query};
+pub use extract::{Form, Json, Path, Query, RawBody};
