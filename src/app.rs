@@ -1,22 +1,41 @@
-//! The HTTP router: one router per client namespace, merged.
+//! The HTTP router: one router per client namespace, merged, and the OpenAPI document they
+//! describe.
 
 use crate::http::middleware;
 use crate::routes;
 use crate::state::AppState;
-use axum::response::IntoResponse;
 use axum::Router;
+use std::sync::Arc;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::cors::{AllowOrigin, CorsLayer};
+use utoipa_axum::router::OpenApiRouter;
 
-pub fn router(state: AppState) -> Router {
-    let cors = cors(&state.config.cors_origins);
-    let router = Router::new()
+/// Every namespace's routes with their descriptions. A new namespace router is merged here.
+fn api() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
         .merge(routes::system::router())
         .merge(routes::core::router())
         .merge(routes::nueyne::router())
         .merge(routes::koodtx::router())
         .merge(routes::drf::router())
-        .fallback(middleware::not_found)
+}
+
+/// The OpenAPI document of every route the server has.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    let (_, doc) = api().split_for_parts();
+    crate::openapi::document(doc)
+}
+
+pub fn router(state: AppState) -> Router {
+    let cors = cors(&state.config.cors_origins);
+    let (routes, doc) = api().split_for_parts();
+    let doc = crate::openapi::document(doc);
+    let doc_json = doc.to_json().expect("the OpenAPI document serializes");
+    let slash_routes = middleware::SlashRoutes::new(doc.paths.paths.keys().map(String::as_str));
+    let router = routes
+        .merge(routes::telemetry::router())
+        .layer(axum::Extension(routes::system::OpenApiJson(Arc::new(doc_json))))
+        .fallback(move |method, uri| middleware::not_found(slash_routes.clone(), method, uri))
         .layer(axum::middleware::from_fn(
             middleware::shape_method_not_allowed,
         ))
@@ -33,13 +52,8 @@ pub fn router(state: AppState) -> Router {
     };
     router
         .layer(axum::middleware::from_fn(middleware::observe))
-        .layer(CatchPanicLayer::custom(|_| {
-            crate::http::ApiError::detail(
-                axum::http::StatusCode::INTERNAL_SERVER_ERROR,
-                "Internal Server Error",
-            )
-            .into_response()
-        }))
+        .layer(CatchPanicLayer::custom(middleware::panic_response))
+        .layer(axum::middleware::from_fn(middleware::shape_panic))
         .with_state(state)
 }
 

@@ -7,9 +7,10 @@ use crate::state::AppState;
 use fleetstream_projections::{Mode, ProjectionStatus};
 use serde::Serialize;
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ReaderHealth {
     pub name: String,
+    /// `inline`, `async` or `relay`.
     pub mode: &'static str,
     pub position: i64,
     pub lag_events: i64,

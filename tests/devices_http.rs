@@ -568,7 +568,8 @@ async fn core_patch_and_soft_delete(pool: sqlx::PgPool) {
         .c
         .request("PATCH", &url, Some(&ctx.b), json!({"name": "Theirs"}))
         .await;
-    assert_eq!(pair(&r), (404, json!({"detail": "Device not found"})));
+    // Seed 002 restricts PATCH by role: the role check comes before the lookup.
+    assert_eq!(pair(&r), (403, json!({"detail": "Not enough permissions"})));
     let r = ctx
         .c
         .request(
@@ -604,7 +605,12 @@ async fn core_patch_and_soft_delete(pool: sqlx::PgPool) {
         .c
         .request("DELETE", &url, Some(&ctx.b), Value::Null)
         .await;
-    assert_eq!(pair(&r), (404, json!({"detail": "Device not found"})));
+    assert_eq!(pair(&r), (403, json!({"detail": "Not enough permissions"})));
+    let r = ctx
+        .c
+        .request("DELETE", &url, Some(&ctx.manager), Value::Null)
+        .await;
+    assert_eq!(pair(&r), (403, json!({"detail": "Not enough permissions"})));
     let r = ctx
         .c
         .request("DELETE", &url, Some(&admin.token), Value::Null)

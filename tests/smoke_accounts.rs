@@ -33,7 +33,7 @@ async fn unknown_routes_answer_404_in_each_namespace_shape(pool: sqlx::PgPool) {
         ("/api/v1/nope", serde_json::json!({"detail": "Not Found"})),
         (
             "/api/v1/addnox/nope",
-            serde_json::json!({"detail": "Not Found"}),
+            serde_json::json!({"detail": "Resource not found"}),
         ),
         ("/api/sync/nope", serde_json::json!({"error": "Not found"})),
         (

@@ -6,6 +6,6 @@ SET name             = COALESCE($2, name),
     ip_address       = COALESCE($6, ip_address),
     group_id         = COALESCE($7, group_id),
     owner_id         = COALESCE($8, owner_id),
-    description      = COALESCE($9, description),
+    description      = CASE WHEN $11 THEN $9 ELSE description END,
     updated_at       = $10
 WHERE id = $1

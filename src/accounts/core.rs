@@ -1,21 +1,22 @@
 //! Seed 002 doors and users API under `/api/v1/auth` and `/api/v1/users` (FastAPI shapes).
 
 use super::domain::{self, AccountError};
-use super::read::{self, AccountRow};
+use super::read::{self, AccountRow, CoreUser};
 use crate::auth::login::{self, Identifier, LoginError};
 use crate::auth::refresh::{self, RefreshError, TokenPair};
 use crate::auth::throttle::ClientIp;
 use crate::auth::Caller;
 use crate::es::CommandError;
-use crate::http::{ApiError, Json, Namespace, Query};
+use crate::http::{ApiError, Json, Namespace, Path, Query};
+use crate::openapi::{tags, Detail};
 use crate::state::AppState;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use chrono::Utc;
 use fleetstream_events::{AccountProfile, EventMetadata, ProfileChanges, Role};
-use serde::Deserialize;
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 
 const NS: Namespace = Namespace::Core;
 
@@ -35,12 +36,31 @@ fn user_not_found() -> ApiError {
     detail(StatusCode::NOT_FOUND, "User not found")
 }
 
-fn pair_json(pair: &TokenPair) -> Value {
-    json!({
-        "access_token": pair.access.token,
-        "refresh_token": pair.refresh.token,
-        "token_type": "bearer",
-    })
+/// Seed 002 token reply.
+#[derive(Serialize, ToSchema)]
+pub struct CoreTokens {
+    access_token: String,
+    refresh_token: String,
+    #[schema(pattern = "^bearer$")]
+    token_type: &'static str,
+}
+
+fn pair_json(pair: &TokenPair) -> CoreTokens {
+    CoreTokens {
+        access_token: pair.access.token.clone(),
+        refresh_token: pair.refresh.token.clone(),
+        token_type: "bearer",
+    }
+}
+
+/// Seed 002 page of users.
+#[derive(Serialize, ToSchema)]
+pub struct UserPage {
+    items: Vec<CoreUser>,
+    total: i64,
+    page: i64,
+    size: i64,
+    pages: i64,
 }
 
 fn actor(id: i64) -> EventMetadata {
@@ -84,6 +104,7 @@ fn command_error(err: CommandError<AccountError>) -> ApiError {
                 detail(StatusCode::CONFLICT, "Update failed")
             }
         },
+        CommandError::Conflict(_) => detail(StatusCode::CONFLICT, "Conflicting update, try again"),
         other => ApiError::command_failed(NS, other),
     }
 }
@@ -110,14 +131,19 @@ fn parse_role(raw: &str) -> Result<Role, ApiError> {
 
 // ---------- /api/v1/auth ----------
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
+#[schema(as = CoreRegisterBody)]
 pub struct RegisterBody {
+    #[schema(value_type = crate::openapi::patterns::Email)]
     email: String,
+    #[schema(min_length = 8)]
     password: String,
     #[serde(default)]
     full_name: Option<String>,
 }
 
+#[utoipa::path(post, path = "/api/v1/auth/register", tag = tags::CORE, request_body = RegisterBody,
+    responses((status = 201, body = CoreTokens), (status = 409, description = "Email already registered", body = Detail)))]
 pub async fn register(
     State(state): State<AppState>,
     Json(body): Json<RegisterBody>,
@@ -142,17 +168,21 @@ pub async fn register(
     Ok((StatusCode::CREATED, Json(pair_json(&pair))).into_response())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
+#[schema(as = CoreLoginBody)]
 pub struct LoginBody {
     email: String,
     password: String,
 }
 
+#[utoipa::path(post, path = "/api/v1/auth/login", tag = tags::CORE, request_body = LoginBody,
+    responses((status = 200, body = CoreTokens), (status = 401, description = "Wrong email or password, or an inactive account", body = Detail),
+        (status = 429, description = "Too many failed logins", body = Detail, headers(("Retry-After" = u64)))))]
 pub async fn login(
     State(state): State<AppState>,
     ip: ClientIp,
     Json(body): Json<LoginBody>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<CoreTokens>, ApiError> {
     let account = login::authenticate(&state, Identifier::Email(&body.email), &body.password, &ip)
         .await
         .map_err(|err| match err {
@@ -169,15 +199,19 @@ pub async fn login(
     Ok(Json(pair_json(&pair)))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
+#[schema(as = CoreRefreshBody)]
 pub struct RefreshBody {
     refresh_token: String,
 }
 
+/// Rotates: the refresh token sent is revoked; a revoked one revokes its whole family.
+#[utoipa::path(post, path = "/api/v1/auth/refresh", tag = tags::CORE, request_body = RefreshBody,
+    responses((status = 200, body = CoreTokens), (status = 401, description = "Invalid, expired or revoked refresh token", body = Detail)))]
 pub async fn refresh_tokens(
     State(state): State<AppState>,
     Json(body): Json<RefreshBody>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<CoreTokens>, ApiError> {
     match refresh::rotate(&state, &body.refresh_token).await {
         Ok((_, pair)) => Ok(Json(pair_json(&pair))),
         Err(RefreshError::Database(e)) => Err(internal(e)),
@@ -185,6 +219,9 @@ pub async fn refresh_tokens(
     }
 }
 
+/// Revokes every refresh token of the account.
+#[utoipa::path(post, path = "/api/v1/auth/logout", tag = tags::CORE, security(("bearer" = [])),
+    responses((status = 204, description = "Signed out")))]
 pub async fn logout(State(state): State<AppState>, caller: Caller) -> Result<StatusCode, ApiError> {
     super::revoke_sessions(&state.store, caller.account_id)
         .await
@@ -201,14 +238,16 @@ async fn load_live(state: &AppState, id: i64) -> Result<AccountRow, ApiError> {
         .ok_or_else(user_not_found)
 }
 
-pub async fn me(State(state): State<AppState>, caller: Caller) -> Result<Json<Value>, ApiError> {
+#[utoipa::path(get, path = "/api/v1/users/me", tag = tags::CORE, security(("bearer" = [])),
+    responses((status = 200, body = CoreUser), (status = 404, description = "User not found", body = Detail)))]
+pub async fn me(State(state): State<AppState>, caller: Caller) -> Result<Json<CoreUser>, ApiError> {
     Ok(Json(
         load_live(&state, caller.account_id).await?.core_json(),
     ))
 }
 
 /// Fields anyone may change on their own profile; `role` and `is_active` are caught to refuse.
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, ToSchema)]
 pub struct ProfilePatch {
     #[serde(default)]
     full_name: Option<String>,
@@ -219,10 +258,13 @@ pub struct ProfilePatch {
     #[serde(default)]
     avatar_url: Option<String>,
     #[serde(default)]
+    #[schema(value_type = Option<crate::openapi::patterns::Email>)]
     email: Option<String>,
     #[serde(default)]
+    #[schema(min_length = 8)]
     password: Option<String>,
     #[serde(default)]
+    #[schema(value_type = Option<crate::openapi::patterns::Role>)]
     role: Option<String>,
     #[serde(default)]
     is_active: Option<bool>,
@@ -288,11 +330,15 @@ async fn apply_patch(
     Ok(())
 }
 
+/// `role` and `is_active` cannot be changed here (403, nothing changes).
+#[utoipa::path(patch, path = "/api/v1/users/me", tag = tags::CORE, security(("bearer" = [])), request_body = ProfilePatch,
+    responses((status = 200, body = CoreUser), (status = 403, description = "role or is_active sent", body = Detail),
+        (status = 404, description = "User not found", body = Detail), (status = 409, description = "Email already registered", body = Detail)))]
 pub async fn patch_me(
     State(state): State<AppState>,
     caller: Caller,
     Json(patch): Json<ProfilePatch>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<CoreUser>, ApiError> {
     if patch.role.is_some() || patch.is_active.is_some() {
         return Err(detail(
             StatusCode::FORBIDDEN,
@@ -305,11 +351,16 @@ pub async fn patch_me(
     ))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct PageQuery {
+    /// Page number, from 1.
+    #[param(minimum = 1)]
     #[serde(default = "one")]
     page: i64,
+    /// Page size, 1 to 100.
     #[serde(default = "twenty")]
+    #[param(minimum = 1, maximum = 100)]
     size: i64,
 }
 
@@ -320,11 +371,14 @@ fn twenty() -> i64 {
     20
 }
 
+/// Admins and superadmins.
+#[utoipa::path(get, path = "/api/v1/users", tag = tags::CORE, security(("bearer" = [])), params(PageQuery),
+    responses((status = 200, body = UserPage), (status = 403, description = "Not enough permissions", body = Detail)))]
 pub async fn list(
     State(state): State<AppState>,
     caller: Caller,
     Query(q): Query<PageQuery>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<UserPage>, ApiError> {
     if !caller.is_admin() {
         return Err(forbidden());
     }
@@ -348,13 +402,13 @@ pub async fn list(
         .await
         .map_err(internal)?;
     let pages = (total + q.size - 1) / q.size;
-    Ok(Json(json!({
-        "items": rows.iter().map(AccountRow::core_json).collect::<Vec<_>>(),
-        "total": total,
-        "page": q.page,
-        "size": q.size,
-        "pages": pages,
-    })))
+    Ok(Json(UserPage {
+        items: rows.iter().map(AccountRow::core_json).collect(),
+        total,
+        page: q.page,
+        size: q.size,
+        pages,
+    }))
 }
 
 /// Admins and superadmins only; a superadmin target needs a superadmin caller.
@@ -376,38 +430,67 @@ fn check_grant(caller: &Caller, role: Role) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// Admins and superadmins.
+#[utoipa::path(get, path = "/api/v1/users/{id}", tag = tags::CORE, security(("bearer" = [])),
+    params(("id" = i64, Path, description = "Account id")),
+    responses((status = 200, body = CoreUser), (status = 403, description = "Not enough permissions", body = Detail),
+        (status = 404, description = "User not found", body = Detail)))]
 pub async fn get_user(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<i64>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<CoreUser>, ApiError> {
     if !caller.is_admin() {
         return Err(forbidden());
     }
     Ok(Json(load_live(&state, id).await?.core_json()))
 }
 
+/// Admins and superadmins; they may change role (admin roles only by a superadmin) and
+/// `is_active` too.
+#[utoipa::path(patch, path = "/api/v1/users/{id}", tag = tags::CORE, security(("bearer" = [])),
+    params(("id" = i64, Path, description = "Account id")), request_body = ProfilePatch,
+    responses((status = 200, body = CoreUser), (status = 403, description = "Not enough permissions", body = Detail),
+        (status = 404, description = "User not found", body = Detail), (status = 409, description = "Email already registered", body = Detail)))]
 pub async fn patch_user(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<i64>,
     Json(patch): Json<ProfilePatch>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<CoreUser>, ApiError> {
     admin_target(&state, &caller, id).await?;
     let role = patch.role.as_deref().map(parse_role).transpose()?;
     if let Some(role) = role {
         check_grant(&caller, role)?;
     }
+    // As on `/users/me`: an admin cannot take away its own role or access (and lock itself
+    // out, possibly leaving no superadmin).
+    if id == caller.account_id
+        && (role.is_some_and(|r| r != caller.role) || patch.is_active == Some(false))
+    {
+        return Err(detail(
+            StatusCode::FORBIDDEN,
+            "You cannot change your own role or active status",
+        ));
+    }
     apply_patch(&state, caller.account_id, id, &patch, role).await?;
     Ok(Json(load_live(&state, id).await?.core_json()))
 }
 
+/// Soft delete; admins and superadmins.
+#[utoipa::path(delete, path = "/api/v1/users/{id}", tag = tags::CORE, security(("bearer" = [])),
+    params(("id" = i64, Path, description = "Account id")),
+    responses((status = 204, description = "Deleted"), (status = 403, description = "Not enough permissions", body = Detail),
+        (status = 404, description = "User not found", body = Detail)))]
 pub async fn delete_user(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<i64>,
 ) -> Result<StatusCode, ApiError> {
     admin_target(&state, &caller, id).await?;
+    if id == caller.account_id {
+        return Err(detail(StatusCode::FORBIDDEN, "You cannot delete yourself"));
+    }
     let now = Utc::now();
     super::change(&state.store, actor(caller.account_id), id, |account| {
         domain::decide_delete(account, now)
@@ -420,11 +503,14 @@ pub async fn delete_user(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 pub struct CreateUserBody {
+    #[schema(value_type = crate::openapi::patterns::Email)]
     email: String,
+    #[schema(min_length = 8)]
     password: String,
     #[serde(default)]
+    #[schema(value_type = Option<crate::openapi::patterns::Role>)]
     role: Option<String>,
     #[serde(default)]
     full_name: Option<String>,
@@ -434,6 +520,10 @@ pub struct CreateUserBody {
     organization: Option<String>,
 }
 
+/// Admins and superadmins; admin roles only by a superadmin.
+#[utoipa::path(post, path = "/api/v1/users", tag = tags::CORE, security(("bearer" = [])), request_body = CreateUserBody,
+    responses((status = 201, body = CoreUser), (status = 403, description = "Not enough permissions", body = Detail),
+        (status = 409, description = "Email already registered", body = Detail)))]
 pub async fn create_user(
     State(state): State<AppState>,
     caller: Caller,

@@ -114,6 +114,9 @@ pub fn decide_register(
     }
     let mut profile = cmd.profile;
     profile.email = email;
+    // Every door signs up with an email and a password (seed 001 `"E"`); a social sign-up
+    // would send `"S"` itself.
+    profile.register_type.get_or_insert_with(|| "E".to_owned());
     validate_person(profile.birthdate.as_deref(), profile.gender.as_deref())?;
     Ok(vec![AccountEvent::AccountRegistered {
         account_id: cmd.account_id,
@@ -327,7 +330,7 @@ pub fn is_plausible_email(email: &str) -> bool {
                 && domain.contains('.')
                 && !domain.starts_with('.')
                 && !domain.ends_with('.')
-                && !email.chars().any(char::is_whitespace)
+                && !email.chars().any(|c| c.is_whitespace() || c.is_control())
         }
         None => false,
     }

@@ -6,11 +6,24 @@ use crate::auth::refresh::{self, RefreshError};
 use crate::auth::throttle::ClientIp;
 use crate::auth::TokenType;
 use crate::http::{ApiError, Json, Namespace};
+use crate::openapi::{tags, DrfError};
 use crate::state::AppState;
 use axum::extract::State;
 use axum::http::StatusCode;
-use serde::Deserialize;
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use utoipa::ToSchema;
+
+/// simplejwt token pair.
+#[derive(Serialize, ToSchema)]
+pub struct TokenPairReply {
+    refresh: String,
+    access: String,
+}
+
+/// simplejwt verify: an empty object.
+#[derive(Serialize, ToSchema)]
+pub struct Verified {}
 
 const NS: Namespace = Namespace::Drf;
 
@@ -21,17 +34,22 @@ fn token_not_valid() -> ApiError {
     )
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 pub struct ObtainBody {
+    /// A username, or an email when no username matches.
     username: String,
     password: String,
 }
 
+#[utoipa::path(post, path = "/api/token/", tag = tags::DRF, request_body = ObtainBody,
+    responses((status = 200, body = TokenPairReply),
+        (status = 401, description = "No active account found with the given credentials", body = DrfError),
+        (status = 429, description = "Too many failed logins", body = DrfError, headers(("Retry-After" = u64)))))]
 pub async fn obtain(
     State(state): State<AppState>,
     ip: ClientIp,
     Json(body): Json<ObtainBody>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<TokenPairReply>, ApiError> {
     let row = login::authenticate(
         &state,
         Identifier::UsernameOrEmail(&body.username),
@@ -52,43 +70,51 @@ pub async fn obtain(
     let pair = refresh::issue_pair_for(&state, row.id, row.role())
         .await
         .map_err(|e| ApiError::internal(NS, e))?;
-    Ok(Json(
-        json!({"refresh": pair.refresh.token, "access": pair.access.token}),
-    ))
+    Ok(Json(TokenPairReply {
+        refresh: pair.refresh.token,
+        access: pair.access.token,
+    }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
+#[schema(as = DrfRefreshBody)]
 pub struct RefreshBody {
     refresh: String,
 }
 
+/// Rotates: the refresh token sent is revoked.
+#[utoipa::path(post, path = "/api/token/refresh/", tag = tags::DRF, request_body = RefreshBody,
+    responses((status = 200, body = TokenPairReply), (status = 401, description = "Token is invalid or expired", body = DrfError)))]
 pub async fn refresh_pair(
     State(state): State<AppState>,
     Json(body): Json<RefreshBody>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<TokenPairReply>, ApiError> {
     match refresh::rotate(&state, &body.refresh).await {
-        Ok((_, pair)) => Ok(Json(
-            json!({"access": pair.access.token, "refresh": pair.refresh.token}),
-        )),
+        Ok((_, pair)) => Ok(Json(TokenPairReply {
+            access: pair.access.token,
+            refresh: pair.refresh.token,
+        })),
         Err(RefreshError::Database(e)) => Err(ApiError::internal(NS, e)),
         Err(_) => Err(token_not_valid()),
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 pub struct VerifyBody {
     token: String,
 }
 
 /// simplejwt verifies the signature and expiry of any of its tokens.
+#[utoipa::path(post, path = "/api/token/verify/", tag = tags::DRF, request_body = VerifyBody,
+    responses((status = 200, body = Verified), (status = 401, description = "Token is invalid or expired", body = DrfError)))]
 pub async fn verify(
     State(state): State<AppState>,
     Json(body): Json<VerifyBody>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Verified>, ApiError> {
     let ok = state.jwt.verify(&body.token, TokenType::Access).is_ok()
         || state.jwt.verify(&body.token, TokenType::Refresh).is_ok();
     if ok {
-        Ok(Json(json!({})))
+        Ok(Json(Verified {}))
     } else {
         Err(token_not_valid())
     }

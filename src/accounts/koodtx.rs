@@ -8,7 +8,8 @@ use crate::auth::refresh::{self, RefreshError};
 use crate::auth::throttle::ClientIp;
 use crate::auth::{bearer_token, AuthFailure, Caller, TokenType};
 use crate::es::CommandError;
-use crate::http::{ApiError, Namespace};
+use crate::http::{ApiError, Namespace, RawBody};
+use crate::openapi::{tags, JwtMsg, KoodtxError};
 use crate::state::AppState;
 use axum::extract::State;
 use axum::http::request::Parts;
@@ -17,6 +18,47 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use fleetstream_events::{AccountProfile, EventMetadata, Role};
 use serde_json::{json, Value};
+use utoipa::ToSchema;
+
+/// Every field is required and must not be blank.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+#[schema(as = KoodtxRegisterBody)]
+pub struct RegisterBody {
+    #[schema(pattern = "\\S")]
+    username: String,
+    #[schema(value_type = crate::openapi::patterns::Email)]
+    email: String,
+    #[schema(min_length = 8)]
+    password: String,
+    /// Unique across accounts.
+    #[schema(pattern = "\\S")]
+    device_id: String,
+}
+
+#[derive(ToSchema)]
+#[allow(dead_code)]
+#[schema(as = KoodtxLoginBody)]
+pub struct LoginBody {
+    #[schema(pattern = "\\S")]
+    username: String,
+    #[schema(pattern = "\\S")]
+    password: String,
+}
+
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct AuthReply {
+    access_token: String,
+    refresh_token: String,
+    user: super::read::KoodtxUser,
+}
+
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct AccessReply {
+    access_token: String,
+}
 
 const NS: Namespace = Namespace::KooDtx;
 
@@ -30,7 +72,8 @@ fn fields<const N: usize>(body: &Bytes, names: [&str; N]) -> Option<[String; N]>
     let mut out: [String; N] = std::array::from_fn(|_| String::new());
     for (slot, name) in out.iter_mut().zip(names) {
         let v = value.get(name)?.as_str()?.trim();
-        if v.is_empty() {
+        // Postgres text cannot hold NUL: such a value is as unusable as a missing one.
+        if v.is_empty() || v.contains('\0') {
             return None;
         }
         *slot = v.to_owned();
@@ -46,7 +89,13 @@ fn reply(row: &read::AccountRow, pair: &refresh::TokenPair) -> Value {
     })
 }
 
-pub async fn register(State(state): State<AppState>, body: Bytes) -> Result<Response, ApiError> {
+#[utoipa::path(post, path = "/api/auth/register", tag = tags::KOODTX, request_body = RegisterBody,
+    responses((status = 201, body = AuthReply),
+        (status = 400, description = "Missing fields, or username, email or device_id taken", body = KoodtxError)))]
+pub async fn register(
+    State(state): State<AppState>,
+    RawBody(body): RawBody,
+) -> Result<Response, ApiError> {
     let Some([username, email, password, device_id]) =
         fields(&body, ["username", "email", "password", "device_id"])
     else {
@@ -94,10 +143,15 @@ pub async fn register(State(state): State<AppState>, body: Bytes) -> Result<Resp
     Ok((StatusCode::CREATED, axum::Json(reply(&row, &pair))).into_response())
 }
 
+#[utoipa::path(post, path = "/api/auth/login", tag = tags::KOODTX, request_body = LoginBody,
+    responses((status = 200, body = AuthReply),
+        (status = 400, description = "Missing username or password", body = KoodtxError),
+        (status = 401, description = "Invalid username or password", body = KoodtxError),
+        (status = 429, description = "Too many failed logins", body = KoodtxError, headers(("Retry-After" = u64)))))]
 pub async fn login(
     State(state): State<AppState>,
     ip: ClientIp,
-    body: Bytes,
+    RawBody(body): RawBody,
 ) -> Result<axum::Json<Value>, ApiError> {
     let Some([username, password]) = fields(&body, ["username", "password"]) else {
         return Err(error(
@@ -121,6 +175,10 @@ pub async fn login(
 }
 
 /// Bearer refresh token → a new access token; the refresh token stays valid.
+#[utoipa::path(post, path = "/api/auth/refresh", tag = tags::KOODTX, security(("bearer" = [])),
+    responses((status = 200, body = AccessReply),
+        (status = 401, description = "Missing, expired or revoked refresh token", body = JwtMsg),
+        (status = 422, description = "Not a refresh token, or one that does not verify", body = JwtMsg)))]
 pub async fn refresh_access(
     State(state): State<AppState>,
     parts: Parts,
@@ -146,10 +204,12 @@ pub async fn refresh_access(
     Ok(axum::Json(json!({ "access_token": access.token })))
 }
 
+#[utoipa::path(get, path = "/api/auth/me", tag = tags::KOODTX, security(("bearer" = [])),
+    responses((status = 200, body = super::read::KoodtxUser)))]
 pub async fn me(
     State(state): State<AppState>,
     caller: Caller,
-) -> Result<axum::Json<Value>, ApiError> {
+) -> Result<axum::Json<super::read::KoodtxUser>, ApiError> {
     let row = read::live_by_id(state.pool(), caller.account_id)
         .await
         .map_err(|e| ApiError::internal(NS, e))?

@@ -10,6 +10,8 @@ use crate::auth::throttle::ClientIp;
 use crate::auth::{bearer_token, Caller, TokenType};
 use crate::es::CommandError;
 use crate::http::{ApiError, Form, Json, Namespace};
+use crate::openapi::{tags, Detail};
+use crate::routes::nueyne::AppParam;
 use crate::state::AppState;
 use axum::extract::State;
 use axum::http::request::Parts;
@@ -18,8 +20,97 @@ use chrono::{Duration, Utc};
 use fleetstream_events::{
     AccountProfile, EventMetadata, NotificationSettings, ProfileChanges, Role,
 };
-use serde::{Deserialize, Deserializer};
-use serde_json::{json, Value};
+use serde::{Deserialize, Deserializer, Serialize};
+use serde_json::Value;
+use utoipa::ToSchema;
+
+/// The nueyne token reply; `expires_in` and `refresh_expires_in` are seconds.
+#[derive(Serialize, ToSchema)]
+pub struct NueyneTokens {
+    access_token: String,
+    expires_in: u64,
+    refresh_token: String,
+    refresh_expires_in: u64,
+    id: i64,
+    #[schema(pattern = "^bearer$")]
+    token_type: &'static str,
+}
+
+/// `{"statusCode": 200, "message": ...}` replies of seeds 000/001.
+#[derive(Serialize, ToSchema)]
+pub struct StatusMessage {
+    #[serde(rename = "statusCode")]
+    #[schema(rename = "statusCode")]
+    pub status_code: u16,
+    pub message: &'static str,
+}
+
+impl StatusMessage {
+    pub fn ok(message: &'static str) -> Self {
+        Self {
+            status_code: 200,
+            message,
+        }
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ValidToken {
+    /// Sign up with it as the bearer token.
+    valid_token: String,
+}
+
+/// Seed 001 `me`.
+#[derive(Serialize, ToSchema)]
+pub struct RootUserMe {
+    root_user_id: i64,
+    first_name: Option<String>,
+    last_name: Option<String>,
+    birthdate: Option<String>,
+    gender: Option<String>,
+    phone: Option<String>,
+    is_phone_number_checked: bool,
+    /// `E` (email sign-up) or `S` (social).
+    register_type: Option<String>,
+    national_code: Option<String>,
+    need_personal_info_update: bool,
+    need_to_pwd_change: bool,
+    is_device_muted: bool,
+    is_device_alim_talk_enabled: bool,
+    is_basestation_alert_enabled: bool,
+}
+
+/// Seed 001 `PATCH root-user` reply.
+#[derive(Serialize, ToSchema)]
+pub struct RootUser {
+    id: i64,
+    first_name: Option<String>,
+    last_name: Option<String>,
+    birthdate: Option<String>,
+    gender: Option<String>,
+    phone: Option<String>,
+    is_phone_number_checked: bool,
+    register_type: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct PolicyReply {
+    is_push_agree: bool,
+    is_marketing_agree: bool,
+    push_agree_date: Option<chrono::DateTime<Utc>>,
+    marketing_agree_date: Option<chrono::DateTime<Utc>>,
+}
+
+/// The seed answers the flags as 0/1.
+#[derive(Serialize, ToSchema)]
+pub struct NotificationReply {
+    #[schema(minimum = 0, maximum = 1)]
+    is_device_muted: i32,
+    #[schema(minimum = 0, maximum = 1)]
+    is_device_alim_talk_enabled: i32,
+    #[schema(minimum = 0, maximum = 1)]
+    is_basestation_alert_enabled: i32,
+}
 
 const NS: Namespace = Namespace::Nueyne;
 
@@ -38,15 +129,15 @@ fn actor(id: i64) -> EventMetadata {
     }
 }
 
-fn token_reply(state: &AppState, id: i64, pair: &TokenPair) -> Value {
-    json!({
-        "access_token": pair.access.token,
-        "expires_in": state.jwt.access_ttl.as_secs(),
-        "refresh_token": pair.refresh.token,
-        "refresh_expires_in": state.jwt.refresh_ttl.as_secs(),
-        "id": id,
-        "token_type": "bearer",
-    })
+fn token_reply(state: &AppState, id: i64, pair: &TokenPair) -> NueyneTokens {
+    NueyneTokens {
+        access_token: pair.access.token.clone(),
+        expires_in: state.jwt.access_ttl.as_secs(),
+        refresh_token: pair.refresh.token.clone(),
+        refresh_expires_in: state.jwt.refresh_ttl.as_secs(),
+        id,
+        token_type: "bearer",
+    }
 }
 
 fn domain_error(err: CommandError<AccountError>) -> ApiError {
@@ -86,23 +177,37 @@ fn domain_error(err: CommandError<AccountError>) -> ApiError {
                 detail(StatusCode::CONFLICT, "Same email is already registered")
             }
         },
+        CommandError::Conflict(_) => detail(StatusCode::CONFLICT, "User update failed"),
         other => ApiError::command_failed(NS, other),
     }
 }
 
 // ---------- auth ----------
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 pub struct SigninForm {
+    /// The account's email.
     username: String,
     password: String,
 }
 
+/// A form (OAuth2 password style); JSON is accepted too.
+#[utoipa::path(post, path = "/api/v1/{app}/auth/email/signin", tag = tags::NUEYNE, params(AppParam),
+    request_body(content(
+        (SigninForm = "application/x-www-form-urlencoded"),
+        (SigninForm = "application/json"),
+    )),
+    responses((status = 200, body = NueyneTokens),
+        (status = 400, description = "Password is invalid", body = Detail),
+        (status = 401, description = "User is inactive", body = Detail),
+        (status = 404, description = "User not found", body = Detail),
+        (status = 410, description = "User is Deleted", body = Detail),
+        (status = 429, description = "Too many failed logins", body = Detail, headers(("Retry-After" = u64)))))]
 pub async fn signin(
     State(state): State<AppState>,
     ip: ClientIp,
     Form(form): Form<SigninForm>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<NueyneTokens>, ApiError> {
     let row = login::authenticate(
         &state,
         Identifier::Email(&form.username),
@@ -126,15 +231,21 @@ pub async fn signin(
     Ok(Json(token_reply(&state, row.id, &pair)))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
+#[schema(as = NueyneRefreshBody)]
 pub struct RefreshBody {
     refresh_token: String,
 }
 
+/// Rotates: the refresh token sent is revoked.
+#[utoipa::path(post, path = "/api/v1/{app}/auth/refresh-token", tag = tags::NUEYNE, params(AppParam),
+    request_body = RefreshBody,
+    responses((status = 200, body = NueyneTokens),
+        (status = 401, description = "Refresh token is not valid", body = Detail)))]
 pub async fn refresh_token(
     State(state): State<AppState>,
     Json(body): Json<RefreshBody>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<NueyneTokens>, ApiError> {
     match refresh::rotate(&state, &body.refresh_token).await {
         Ok((id, pair)) => Ok(Json(token_reply(&state, id, &pair))),
         Err(refresh::RefreshError::Database(e)) => Err(internal(e)),
@@ -145,11 +256,19 @@ pub async fn refresh_token(
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 pub struct PhoneBody {
+    /// E.164, e.g. `+821012345678`.
+    #[schema(value_type = crate::openapi::patterns::E164)]
     phone: String,
 }
 
+/// Sends a verification code by SMS.
+#[utoipa::path(post, path = "/api/v1/{app}/auth/send-sms-auth", tag = tags::NUEYNE, params(AppParam),
+    request_body = PhoneBody,
+    responses((status = 200, body = bool, content_type = "application/json"),
+        (status = 400, description = "Phone number is invalid", body = Detail),
+        (status = 409, description = "Phone number is already registered", body = Detail)))]
 pub async fn send_sms_auth(
     State(state): State<AppState>,
     ip: ClientIp,
@@ -209,7 +328,7 @@ pub async fn send_sms_auth(
     Ok(Json(true))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 pub struct ValidationBody {
     phone: String,
     validnum: String,
@@ -232,45 +351,61 @@ async fn check_code(state: &AppState, phone: &str, code: &str) -> Result<(), Api
     }
 }
 
+/// Checks the SMS code; the reply's token signs the sign-up.
+#[utoipa::path(post, path = "/api/v1/{app}/auth/phone-number-validation", tag = tags::NUEYNE, params(AppParam),
+    request_body = ValidationBody,
+    responses((status = 200, body = ValidToken),
+        (status = 400, description = "Validation code is expired / invalid", body = Detail)))]
 pub async fn phone_number_validation(
     State(state): State<AppState>,
     Json(body): Json<ValidationBody>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<ValidToken>, ApiError> {
     let phone = body.phone.trim();
     check_code(&state, phone, &body.validnum).await?;
     let token = state.jwt.issue_phone(phone);
-    Ok(Json(json!({ "valid_token": token.token })))
+    Ok(Json(ValidToken {
+        valid_token: token.token,
+    }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 pub struct SignupBody {
+    #[schema(value_type = crate::openapi::patterns::Email)]
     email: String,
+    #[schema(min_length = 8)]
     password: String,
     first_name: String,
     last_name: String,
+    #[schema(value_type = crate::openapi::patterns::Birthdate)]
     birthdate: String,
+    #[schema(value_type = crate::openapi::patterns::Gender)]
     gender: String,
+    /// The number the bearer token was issued for.
+    #[schema(value_type = crate::openapi::patterns::E164)]
     phone: String,
     #[serde(default)]
     register_type: Option<String>,
     #[serde(default, deserialize_with = "flag_opt")]
+    #[schema(value_type = Option<crate::openapi::Flag>)]
     is_push_agree: Option<bool>,
     #[serde(default, deserialize_with = "flag_opt")]
+    #[schema(value_type = Option<crate::openapi::Flag>)]
     is_marketing_agree: Option<bool>,
     #[serde(default)]
     national_code: Option<String>,
 }
 
+/// Signed with the `valid_token` of `phone-number-validation` as the bearer token.
+#[utoipa::path(post, path = "/api/v1/{app}/auth/email/signup", tag = tags::NUEYNE, params(AppParam),
+    security(("bearer" = [])), request_body = SignupBody,
+    responses((status = 200, body = NueyneTokens),
+        (status = 400, description = "Phone number is invalid", body = Detail),
+        (status = 409, description = "Same email is already registered", body = Detail)))]
 pub async fn email_signup(
     State(state): State<AppState>,
-    parts: Parts,
+    PhoneToken(claims): PhoneToken,
     Json(body): Json<SignupBody>,
-) -> Result<Json<Value>, ApiError> {
-    let token = bearer_token(&parts).map_err(|f| f.into_error(NS))?;
-    let claims = state
-        .jwt
-        .verify(token, TokenType::Phone)
-        .map_err(|_| detail(StatusCode::UNAUTHORIZED, "Could not validate credentials"))?;
+) -> Result<Json<NueyneTokens>, ApiError> {
     if claims.sub != body.phone.trim() {
         return Err(detail(StatusCode::BAD_REQUEST, "Phone number is invalid"));
     }
@@ -309,6 +444,22 @@ pub async fn email_signup(
     Ok(Json(token_reply(&state, id, &pair)))
 }
 
+/// The bearer phone-validation token of a sign-up, checked before the body is read.
+pub struct PhoneToken(crate::auth::Claims);
+
+impl axum::extract::FromRequestParts<AppState> for PhoneToken {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let token = bearer_token(parts).map_err(|f| f.into_error(NS))?;
+        state
+            .jwt
+            .verify(token, TokenType::Phone)
+            .map(PhoneToken)
+            .map_err(|_| detail(StatusCode::UNAUTHORIZED, "Could not validate credentials"))
+    }
+}
+
 // ---------- root user ----------
 
 /// Booleans sent as `true/false` or `0/1` (the seed's example uses 1).
@@ -323,8 +474,12 @@ fn flag<'de, D: Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
     }
 }
 
+/// An optional flag: absent or `null` leaves it as it is.
 fn flag_opt<'de, D: Deserializer<'de>>(d: D) -> Result<Option<bool>, D::Error> {
-    flag(d).map(Some)
+    match Value::deserialize(d)? {
+        Value::Null => Ok(None),
+        other => flag(other).map(Some).map_err(serde::de::Error::custom),
+    }
 }
 
 async fn root_user(state: &AppState, caller: &Caller) -> Result<AccountRow, ApiError> {
@@ -334,43 +489,55 @@ async fn root_user(state: &AppState, caller: &Caller) -> Result<AccountRow, ApiE
         .ok_or_else(|| detail(StatusCode::UNAUTHORIZED, "User is None"))
 }
 
-pub async fn me(State(state): State<AppState>, caller: Caller) -> Result<Json<Value>, ApiError> {
+#[utoipa::path(get, path = "/api/v1/{app}/user/me", tag = tags::NUEYNE, params(AppParam),
+    security(("bearer" = []), ("nueyne_form" = [])),
+    responses((status = 200, body = RootUserMe)))]
+pub async fn me(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<Json<RootUserMe>, ApiError> {
     let u = root_user(&state, &caller).await?;
-    Ok(Json(json!({
-        "root_user_id": u.id,
-        "first_name": u.first_name,
-        "last_name": u.last_name,
-        "birthdate": u.birthdate,
-        "gender": u.gender,
-        "phone": u.phone,
-        "is_phone_number_checked": u.is_phone_number_checked,
-        "register_type": u.register_type,
-        "national_code": u.national_code,
-        "need_personal_info_update": u.birthdate.is_none() || u.gender.is_none(),
-        "need_to_pwd_change": Utc::now() - u.password_changed_at > Duration::days(90),
-        "is_device_muted": u.is_device_muted,
-        "is_device_alim_talk_enabled": u.is_device_alim_talk_enabled,
-        "is_basestation_alert_enabled": u.is_basestation_alert_enabled,
-    })))
+    Ok(Json(RootUserMe {
+        root_user_id: u.id,
+        need_personal_info_update: u.birthdate.is_none() || u.gender.is_none(),
+        need_to_pwd_change: Utc::now() - u.password_changed_at > Duration::days(90),
+        first_name: u.first_name,
+        last_name: u.last_name,
+        birthdate: u.birthdate,
+        gender: u.gender,
+        phone: u.phone,
+        is_phone_number_checked: u.is_phone_number_checked,
+        register_type: u.register_type,
+        national_code: u.national_code,
+        is_device_muted: u.is_device_muted,
+        is_device_alim_talk_enabled: u.is_device_alim_talk_enabled,
+        is_basestation_alert_enabled: u.is_basestation_alert_enabled,
+    }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 pub struct RootUserPatch {
     #[serde(default)]
     first_name: Option<String>,
     #[serde(default)]
     last_name: Option<String>,
     #[serde(default)]
+    #[schema(value_type = Option<crate::openapi::patterns::Birthdate>)]
     birthdate: Option<String>,
     #[serde(default)]
+    #[schema(value_type = Option<crate::openapi::patterns::Gender>)]
     gender: Option<String>,
 }
 
+/// `birthdate` is `yyyymmdd`; `gender` one of `M`, `F`, `N`, `P`.
+#[utoipa::path(patch, path = "/api/v1/{app}/user/root-user", tag = tags::NUEYNE, params(AppParam),
+    security(("bearer" = []), ("nueyne_form" = [])), request_body = RootUserPatch,
+    responses((status = 200, body = RootUser)))]
 pub async fn patch_root_user(
     State(state): State<AppState>,
     caller: Caller,
     Json(body): Json<RootUserPatch>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<RootUser>, ApiError> {
     let changes = ProfileChanges {
         first_name: body.first_name,
         last_name: body.last_name,
@@ -388,31 +555,38 @@ pub async fn patch_root_user(
     .await
     .map_err(domain_error)?;
     let u = root_user(&state, &caller).await?;
-    Ok(Json(json!({
-        "id": u.id,
-        "first_name": u.first_name,
-        "last_name": u.last_name,
-        "birthdate": u.birthdate,
-        "gender": u.gender,
-        "phone": u.phone,
-        "is_phone_number_checked": u.is_phone_number_checked,
-        "register_type": u.register_type,
-    })))
+    Ok(Json(RootUser {
+        id: u.id,
+        first_name: u.first_name,
+        last_name: u.last_name,
+        birthdate: u.birthdate,
+        gender: u.gender,
+        phone: u.phone,
+        is_phone_number_checked: u.is_phone_number_checked,
+        register_type: u.register_type,
+    }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 pub struct PolicyBody {
     #[serde(default, deserialize_with = "flag_opt")]
+    #[schema(value_type = Option<crate::openapi::Flag>)]
     is_push_agree: Option<bool>,
     #[serde(default, deserialize_with = "flag_opt")]
+    #[schema(value_type = Option<crate::openapi::Flag>)]
     is_marketing_agree: Option<bool>,
 }
 
+/// Push and marketing consent; never requires a push token (CONTRACT §7).
+#[utoipa::path(patch, path = "/api/v1/{app}/user/policy", tag = tags::NUEYNE, params(AppParam),
+    security(("bearer" = []), ("nueyne_form" = [])), request_body = PolicyBody,
+    responses((status = 200, body = PolicyReply),
+        (status = 404, description = "User not found", body = Detail)))]
 pub async fn patch_policy(
     State(state): State<AppState>,
     caller: Caller,
     Json(body): Json<PolicyBody>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<PolicyReply>, ApiError> {
     let now = Utc::now();
     super::change(
         &state.store,
@@ -425,27 +599,34 @@ pub async fn patch_policy(
         CommandError::Domain(AccountError::NotFound | AccountError::Gone) => {
             detail(StatusCode::NOT_FOUND, "User not found")
         }
+        CommandError::Conflict(_) => detail(StatusCode::CONFLICT, "User policy update failed"),
         other => domain_error(other),
     })?;
     let u = root_user(&state, &caller).await?;
-    Ok(Json(json!({
-        "is_push_agree": u.is_push_agree,
-        "is_marketing_agree": u.is_marketing_agree,
-        "push_agree_date": u.push_agreed_at,
-        "marketing_agree_date": u.marketing_agreed_at,
-    })))
+    Ok(Json(PolicyReply {
+        is_push_agree: u.is_push_agree,
+        is_marketing_agree: u.is_marketing_agree,
+        push_agree_date: u.push_agreed_at,
+        marketing_agree_date: u.marketing_agreed_at,
+    }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 pub struct PushTokenBody {
+    /// The FCM token.
     token: String,
 }
 
+#[utoipa::path(post, path = "/api/v1/{app}/user/push/set-token", tag = tags::NUEYNE, params(AppParam),
+    security(("bearer" = []), ("nueyne_form" = [])), request_body = PushTokenBody,
+    responses((status = 200, body = String, content_type = "application/json"),
+        (status = 400, description = "Push permisson denied", body = Detail),
+        (status = 409, description = "User push token update failed", body = Detail)))]
 pub async fn set_push_token(
     State(state): State<AppState>,
     caller: Caller,
     Json(body): Json<PushTokenBody>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<&'static str>, ApiError> {
     let now = Utc::now();
     super::change(
         &state.store,
@@ -455,21 +636,28 @@ pub async fn set_push_token(
     )
     .await
     .map_err(domain_error)?;
-    Ok(Json(json!("User push token updated")))
+    Ok(Json("User push token updated"))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 pub struct ChangePhoneBody {
     phone: String,
     #[serde(default)]
     validnum: Option<String>,
 }
 
+/// After `send-sms-auth` to the new number; `validnum` is the code.
+#[utoipa::path(post, path = "/api/v1/{app}/user/change-phone", tag = tags::NUEYNE, params(AppParam),
+    security(("bearer" = []), ("nueyne_form" = [])), request_body = ChangePhoneBody,
+    responses((status = 200, body = StatusMessage),
+        (status = 400, description = "Phone number is invalid, or the code expired / invalid", body = Detail),
+        (status = 403, description = "User previously deleted", body = Detail),
+        (status = 409, description = "Phone number is already registered", body = Detail)))]
 pub async fn change_phone(
     State(state): State<AppState>,
     caller: Caller,
     Json(body): Json<ChangePhoneBody>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<StatusMessage>, ApiError> {
     let phone = body.phone.trim().to_owned();
     if !sms::is_e164(&phone) {
         return Err(detail(StatusCode::BAD_REQUEST, "Phone number is invalid"));
@@ -498,26 +686,32 @@ pub async fn change_phone(
         }
         other => domain_error(other),
     })?;
-    Ok(Json(
-        json!({"statusCode": 200, "message": "Root user phone updated"}),
-    ))
+    Ok(Json(StatusMessage::ok("Root user phone updated")))
 }
 
-#[derive(Deserialize)]
+/// Each flag as a boolean or 0/1.
+#[derive(Deserialize, ToSchema)]
 pub struct NotificationBody {
     #[serde(deserialize_with = "flag")]
+    #[schema(value_type = crate::openapi::Flag)]
     is_device_muted: bool,
     #[serde(deserialize_with = "flag")]
+    #[schema(value_type = crate::openapi::Flag)]
     is_device_alim_talk_enabled: bool,
     #[serde(deserialize_with = "flag")]
+    #[schema(value_type = crate::openapi::Flag)]
     is_basestation_alert_enabled: bool,
 }
 
+#[utoipa::path(patch, path = "/api/v1/{app}/user/notification", tag = tags::NUEYNE, params(AppParam),
+    security(("bearer" = []), ("nueyne_form" = [])), request_body = NotificationBody,
+    responses((status = 200, body = NotificationReply),
+        (status = 404, description = "User not found", body = Detail)))]
 pub async fn patch_notification(
     State(state): State<AppState>,
     caller: Caller,
     Json(body): Json<NotificationBody>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<NotificationReply>, ApiError> {
     let settings = NotificationSettings {
         is_device_muted: body.is_device_muted,
         is_device_alim_talk_enabled: body.is_device_alim_talk_enabled,
@@ -535,24 +729,29 @@ pub async fn patch_notification(
         CommandError::Domain(AccountError::NotFound | AccountError::Gone) => {
             detail(StatusCode::NOT_FOUND, "User not found")
         }
+        CommandError::Conflict(_) => {
+            detail(StatusCode::CONFLICT, "User notification update failed")
+        }
         other => domain_error(other),
     })?;
     let n = |b: bool| i32::from(b);
-    Ok(Json(json!({
-        "is_device_muted": n(settings.is_device_muted),
-        "is_device_alim_talk_enabled": n(settings.is_device_alim_talk_enabled),
-        "is_basestation_alert_enabled": n(settings.is_basestation_alert_enabled),
-    })))
+    Ok(Json(NotificationReply {
+        is_device_muted: n(settings.is_device_muted),
+        is_device_alim_talk_enabled: n(settings.is_device_alim_talk_enabled),
+        is_basestation_alert_enabled: n(settings.is_basestation_alert_enabled),
+    }))
 }
 
+/// Withdraws the account; its tokens then answer 401 `User is Deleted`.
+#[utoipa::path(delete, path = "/api/v1/{app}/user/root-user", tag = tags::NUEYNE, params(AppParam),
+    security(("bearer" = []), ("nueyne_form" = [])),
+    responses((status = 200, body = StatusMessage)))]
 pub async fn delete_root_user(
     State(state): State<AppState>,
     caller: Caller,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<StatusMessage>, ApiError> {
     super::withdraw(&state.store, actor(caller.account_id), caller.account_id)
         .await
         .map_err(domain_error)?;
-    Ok(Json(
-        json!({"statusCode": 200, "message": "Root user deleted"}),
-    ))
+    Ok(Json(StatusMessage::ok("Root user deleted")))
 }

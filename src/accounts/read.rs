@@ -1,8 +1,9 @@
 //! Lookups in the accounts read model and the reply shapes built from a row.
 
 use chrono::{DateTime, Utc};
-use serde_json::{json, Value};
+use serde::Serialize;
 use sqlx::PgPool;
+use utoipa::ToSchema;
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct AccountRow {
@@ -86,7 +87,7 @@ pub async fn page(
         "{SELECT} WHERE deleted_at IS NULL ORDER BY id LIMIT $1 OFFSET $2"
     ))
     .bind(size)
-    .bind((page - 1) * size)
+    .bind((page - 1).saturating_mul(size))
     .fetch_all(pool)
     .await?;
     Ok((rows, total))
@@ -102,6 +103,34 @@ pub async fn phone_taken(pool: &PgPool, phone: &str) -> Result<bool, sqlx::Error
     .await
 }
 
+/// Seed 002 user shape.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CoreUser {
+    pub id: i64,
+    pub email: String,
+    #[schema(pattern = "^(superadmin|admin|manager|user)$")]
+    pub role: String,
+    pub is_active: bool,
+    pub is_verified: bool,
+    pub full_name: Option<String>,
+    pub phone: Option<String>,
+    pub organization: Option<String>,
+    pub avatar_url: String,
+    pub created_at: String,
+}
+
+/// Seed 003 user shape (never a password field).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct KoodtxUser {
+    pub id: i64,
+    pub username: Option<String>,
+    pub email: String,
+    pub device_id: Option<String>,
+    pub is_active: bool,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
 fn naive(ts: DateTime<Utc>) -> String {
     crate::http::time::format(crate::http::Namespace::Core, ts)
 }
@@ -115,33 +144,31 @@ impl AccountRow {
         fleetstream_events::Role::parse(&self.role).unwrap_or(fleetstream_events::Role::User)
     }
 
-    /// Seed 002 user shape.
-    pub fn core_json(&self) -> Value {
-        json!({
-            "id": self.id,
-            "email": self.email,
-            "role": self.role,
-            "is_active": self.is_active,
-            "is_verified": self.is_verified,
-            "full_name": self.full_name,
-            "phone": self.phone,
-            "organization": self.organization,
-            "avatar_url": self.avatar_url.clone().unwrap_or_default(),
-            "created_at": naive(self.created_at),
-        })
+    pub fn core_json(&self) -> CoreUser {
+        CoreUser {
+            id: self.id,
+            email: self.email.clone(),
+            role: self.role.clone(),
+            is_active: self.is_active,
+            is_verified: self.is_verified,
+            full_name: self.full_name.clone(),
+            phone: self.phone.clone(),
+            organization: self.organization.clone(),
+            avatar_url: self.avatar_url.clone().unwrap_or_default(),
+            created_at: naive(self.created_at),
+        }
     }
 
-    /// Seed 003 user shape (never a password field).
-    pub fn koodtx_json(&self) -> Value {
-        json!({
-            "id": self.id,
-            "username": self.username,
-            "email": self.email,
-            "device_id": self.device_id,
-            "is_active": self.is_active,
-            "created_at": koodtx(self.created_at),
-            "updated_at": koodtx(self.updated_at),
-        })
+    pub fn koodtx_json(&self) -> KoodtxUser {
+        KoodtxUser {
+            id: self.id,
+            username: self.username.clone(),
+            email: self.email.clone(),
+            device_id: self.device_id.clone(),
+            is_active: self.is_active,
+            created_at: koodtx(self.created_at),
+            updated_at: koodtx(self.updated_at),
+        }
     }
 }
 

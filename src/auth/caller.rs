@@ -34,43 +34,58 @@ pub enum AuthFailure {
     AccountUnusable,
     /// The accounts read model cannot be reached: the token may be fine, so not a 401.
     Unavailable,
+    /// The token is still valid but its account was deleted or withdrawn; seed 001 names
+    /// this case (401 `User is Deleted`), the other namespaces treat it as unusable.
+    AccountDeleted,
 }
 
 impl AuthFailure {
     pub fn into_error(self, ns: Namespace) -> ApiError {
         use AuthFailure::*;
-        use Namespace::*;
         let unauthorized = StatusCode::UNAUTHORIZED;
-        match (ns, self) {
-            (_, Unavailable) => ApiError::unavailable(ns),
-            (Nueyne | Core, Missing) => ApiError::detail(unauthorized, "Not authenticated"),
-            (Nueyne | Core, Expired) => ApiError::detail(unauthorized, "Token is expired"),
-            (Nueyne | Core, Invalid | WrongType | AccountUnusable) => {
-                ApiError::detail(unauthorized, "Could not validate credentials")
+        if self == Unavailable {
+            return ApiError::unavailable(ns);
+        }
+        match ns {
+            Namespace::Nueyne if self == AccountDeleted => {
+                ApiError::detail(unauthorized, "User is Deleted")
             }
-            (KooDtx, Missing) => ApiError::msg(unauthorized, "Missing Authorization Header"),
-            (KooDtx, Expired) => ApiError::msg(unauthorized, "Token has expired"),
-            (KooDtx, WrongType) => ApiError::msg(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "Only access tokens are allowed",
-            ),
-            (KooDtx, Invalid) => ApiError::msg(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "Signature verification failed",
-            ),
-            (KooDtx, AccountUnusable) => ApiError::msg(unauthorized, "User not found"),
-            (Drf, Missing) => ApiError::detail(
-                unauthorized,
-                "Authentication credentials were not provided.",
-            ),
-            (Drf, AccountUnusable) => ApiError::with_body(
-                unauthorized,
-                json!({"detail": "User is inactive", "code": "user_inactive"}),
-            ),
-            (Drf, Invalid | Expired | WrongType) => ApiError::with_body(
-                unauthorized,
-                json!({"detail": "Given token not valid for any token type", "code": "token_not_valid"}),
-            ),
+            Namespace::Nueyne | Namespace::Core => match self {
+                Missing => ApiError::detail(unauthorized, "Not authenticated"),
+                Expired => ApiError::detail(unauthorized, "Token is expired"),
+                Invalid | WrongType | AccountUnusable | AccountDeleted | Unavailable => {
+                    ApiError::detail(unauthorized, "Could not validate credentials")
+                }
+            },
+            Namespace::KooDtx => match self {
+                Missing => ApiError::msg(unauthorized, "Missing Authorization Header"),
+                Expired => ApiError::msg(unauthorized, "Token has expired"),
+                WrongType => ApiError::msg(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "Only access tokens are allowed",
+                ),
+                Invalid => ApiError::msg(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "Signature verification failed",
+                ),
+                AccountUnusable | AccountDeleted | Unavailable => {
+                    ApiError::msg(unauthorized, "User not found")
+                }
+            },
+            Namespace::Drf => match self {
+                Missing => ApiError::detail(
+                    unauthorized,
+                    "Authentication credentials were not provided.",
+                ),
+                AccountUnusable | AccountDeleted | Unavailable => ApiError::with_body(
+                    unauthorized,
+                    json!({"detail": "User is inactive", "code": "user_inactive"}),
+                ),
+                Invalid | Expired | WrongType => ApiError::with_body(
+                    unauthorized,
+                    json!({"detail": "Given token not valid for any token type", "code": "token_not_valid"}),
+                ),
+            },
         }
     }
 }
@@ -105,8 +120,8 @@ impl Caller {
     pub async fn from_token(state: &AppState, token: &str) -> Result<Caller, AuthFailure> {
         let claims = state.jwt.verify(token, TokenType::Access)?;
         let account_id = claims.account_id().ok_or(AuthFailure::Invalid)?;
-        let row: Option<(String, bool)> = sqlx::query_as(
-            "SELECT role, is_active FROM accounts WHERE id = $1 AND deleted_at IS NULL",
+        let row: Option<(String, bool, bool)> = sqlx::query_as(
+            "SELECT role, is_active, deleted_at IS NOT NULL FROM accounts WHERE id = $1",
         )
         .bind(account_id)
         .fetch_optional(&state.store.pool)
@@ -120,7 +135,8 @@ impl Caller {
             AuthFailure::AccountUnusable
         })?;
         match row {
-            Some((role, true)) => Ok(Caller {
+            Some((_, _, true)) => Err(AuthFailure::AccountDeleted),
+            Some((role, true, false)) => Ok(Caller {
                 account_id,
                 role: Role::parse(&role).ok_or(AuthFailure::AccountUnusable)?,
             }),

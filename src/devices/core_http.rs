@@ -1,17 +1,18 @@
 //! Seed 002 devices under `/api/v1/devices` (FastAPI shapes, CONTRACT §7 visibility).
 
-use super::views::{self, DeviceRow, CORE_STATUS, DEVICE_COLUMNS, VISIBLE};
+use super::views::{self, CoreDevice, DeviceRow, CORE_STATUS, DEVICE_COLUMNS, VISIBLE};
 use super::{domain::DeviceError, RegisterError};
 use crate::auth::Caller;
 use crate::es::CommandError;
-use crate::http::{ApiError, Json, Namespace, Query};
+use crate::http::{ApiError, Json, Namespace, Path, Query};
+use crate::openapi::{tags, Detail};
 use crate::state::AppState;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use fleetstream_events::{DeviceChanges, DeviceLifecycle, DeviceSpec, EventMetadata};
-use serde::Deserialize;
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 
 const NS: Namespace = Namespace::Core;
 
@@ -30,9 +31,23 @@ fn meta(caller: &Caller) -> EventMetadata {
     }
 }
 
-#[derive(Debug, Deserialize)]
+/// Seed 002 page of devices.
+#[derive(Serialize, ToSchema)]
+#[schema(as = CoreDevicePage)]
+pub struct DevicePage {
+    items: Vec<CoreDevice>,
+    total: i64,
+    page: i64,
+    size: i64,
+    pages: i64,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
 pub struct CreateDevice {
+    #[schema(value_type = crate::openapi::patterns::NotBlank)]
     pub device_uid: String,
+    /// At least 3 characters once trimmed.
+    #[schema(value_type = crate::openapi::patterns::Name3)]
     pub name: String,
     #[serde(default)]
     pub device_type: Option<String>,
@@ -43,6 +58,7 @@ pub struct CreateDevice {
     #[serde(default)]
     pub firmware_version: Option<String>,
     #[serde(default)]
+    #[schema(value_type = Option<crate::openapi::patterns::SerialCode>)]
     pub serial_code: Option<String>,
     #[serde(default)]
     pub mac_id: Option<String>,
@@ -105,6 +121,10 @@ async fn reload(state: &AppState, ns: Namespace, id: i64) -> Result<DeviceRow, A
         .ok_or_else(|| ApiError::not_found(ns))
 }
 
+/// Managers and above.
+#[utoipa::path(post, path = "/api/v1/devices", tag = tags::CORE, security(("bearer" = [])), request_body = CreateDevice,
+    responses((status = 201, body = CoreDevice), (status = 403, description = "Not enough permissions", body = Detail),
+        (status = 409, description = "device_uid or serial_code already registered", body = Detail)))]
 pub async fn create(
     State(state): State<AppState>,
     caller: Caller,
@@ -135,12 +155,18 @@ pub async fn create(
     Ok((StatusCode::CREATED, axum::Json(row.core_json())).into_response())
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
+    /// Page number, from 1.
+    #[param(minimum = 1)]
     #[serde(default)]
     pub page: Option<i64>,
+    /// Page size, 1 to 100.
     #[serde(default)]
+    #[param(minimum = 1, maximum = 100)]
     pub size: Option<i64>,
+    /// The seed 002 status (`online`, `offline`, `inactive`, `maintenance`, `error`).
     #[serde(default)]
     pub status: Option<String>,
     #[serde(default)]
@@ -149,11 +175,14 @@ pub struct ListQuery {
     pub group_id: Option<i64>,
 }
 
+/// The devices the caller may see (CONTRACT §7 visibility).
+#[utoipa::path(get, path = "/api/v1/devices", tag = tags::CORE, security(("bearer" = [])), params(ListQuery),
+    responses((status = 200, body = DevicePage)))]
 pub async fn list(
     State(state): State<AppState>,
     caller: Caller,
     Query(q): Query<ListQuery>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<DevicePage>, ApiError> {
     let page = q.page.unwrap_or(1);
     let size = q.size.unwrap_or(20);
     if page < 1 {
@@ -196,7 +225,7 @@ pub async fn list(
     let rows: Vec<DeviceRow> = sqlx::query_as(&format!(
         "SELECT {DEVICE_COLUMNS} {filter} ORDER BY d.id LIMIT $7 OFFSET $1"
     ))
-    .bind((page - 1) * size)
+    .bind((page - 1).saturating_mul(size))
     .bind(caller.account_id)
     .bind(caller.is_manager())
     .bind(&q.status)
@@ -207,13 +236,13 @@ pub async fn list(
     .await
     .map_err(|e| ApiError::internal(NS, e))?;
     let pages = (total + size - 1) / size;
-    Ok(Json(json!({
-        "items": rows.iter().map(DeviceRow::core_json).collect::<Vec<_>>(),
-        "total": total,
-        "page": page,
-        "size": size,
-        "pages": pages,
-    })))
+    Ok(Json(DevicePage {
+        items: rows.iter().map(DeviceRow::core_json).collect(),
+        total,
+        page,
+        size,
+        pages,
+    }))
 }
 
 pub(crate) async fn visible(
@@ -233,24 +262,29 @@ pub(crate) async fn visible(
         .ok_or_else(|| ApiError::not_found(ns))
 }
 
+#[utoipa::path(get, path = "/api/v1/devices/{id}", tag = tags::CORE, security(("bearer" = [])),
+    params(("id" = i64, Path, description = "Device id")),
+    responses((status = 200, body = CoreDevice), (status = 404, description = "Device not found", body = Detail)))]
 pub async fn get(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<i64>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<CoreDevice>, ApiError> {
     let row = visible(&state, &caller, id, NS)
         .await
         .map_err(|_| not_found())?;
     Ok(Json(row.core_json()))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 pub struct PatchDevice {
     #[serde(default)]
+    #[schema(value_type = Option<crate::openapi::patterns::Name3>)]
     pub name: Option<String>,
     #[serde(default)]
     pub device_type: Option<String>,
     #[serde(default)]
+    #[schema(value_type = Option<crate::openapi::patterns::Lifecycle>)]
     pub status: Option<String>,
     #[serde(default)]
     pub firmware_version: Option<String>,
@@ -260,8 +294,10 @@ pub struct PatchDevice {
     pub group_id: Option<i64>,
     #[serde(default)]
     pub owner_id: Option<i64>,
-    #[serde(default)]
-    pub description: Option<String>,
+    /// Absent leaves it as it is; `null` clears it.
+    #[serde(default, deserialize_with = "fleetstream_events::present")]
+    #[schema(value_type = Option<String>)]
+    pub description: Option<Option<String>>,
 }
 
 pub(crate) fn parse_status(
@@ -275,22 +311,31 @@ pub(crate) fn parse_status(
 pub(crate) fn command_error(ns: Namespace, err: CommandError<DeviceError>) -> ApiError {
     match err {
         CommandError::Domain(e) => device_error(ns, e),
+        CommandError::Conflict(_) => {
+            ApiError::in_namespace(ns, StatusCode::CONFLICT, "Conflicting update, try again")
+        }
         e => ApiError::command_failed(ns, e),
     }
 }
 
+/// Managers and above.
+#[utoipa::path(patch, path = "/api/v1/devices/{id}", tag = tags::CORE, security(("bearer" = [])),
+    params(("id" = i64, Path, description = "Device id")), request_body = PatchDevice,
+    responses((status = 200, body = CoreDevice), (status = 403, description = "Not enough permissions", body = Detail),
+        (status = 404, description = "Device not found", body = Detail)))]
 pub async fn patch(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<i64>,
     Json(body): Json<PatchDevice>,
-) -> Result<Json<Value>, ApiError> {
-    visible(&state, &caller, id, NS)
-        .await
-        .map_err(|_| not_found())?;
+) -> Result<Json<CoreDevice>, ApiError> {
+    // Seed 002 restricts the operation by role: a plain user learns nothing about the id.
     if !caller.is_manager() {
         return Err(forbidden());
     }
+    visible(&state, &caller, id, NS)
+        .await
+        .map_err(|_| not_found())?;
     let changes = DeviceChanges {
         name: body.name,
         device_type: body.device_type,
@@ -310,17 +355,22 @@ pub async fn patch(
     Ok(Json(reload(&state, NS, id).await?.core_json()))
 }
 
+/// Soft delete; admins and above.
+#[utoipa::path(delete, path = "/api/v1/devices/{id}", tag = tags::CORE, security(("bearer" = [])),
+    params(("id" = i64, Path, description = "Device id")),
+    responses((status = 204, description = "Deleted"), (status = 403, description = "Not enough permissions", body = Detail),
+        (status = 404, description = "Device not found", body = Detail)))]
 pub async fn delete(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<i64>,
 ) -> Result<StatusCode, ApiError> {
-    visible(&state, &caller, id, NS)
-        .await
-        .map_err(|_| not_found())?;
     if !caller.is_admin() {
         return Err(forbidden());
     }
+    visible(&state, &caller, id, NS)
+        .await
+        .map_err(|_| not_found())?;
     super::delete(&state.store, meta(&caller), id)
         .await
         .map_err(|e| match e {

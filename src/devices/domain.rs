@@ -109,7 +109,8 @@ pub fn mac_matches(stored: &str, sent: &str) -> bool {
 
 /// Device names are trimmed and at least 3 characters (seed 004).
 pub fn normalize_name(raw: &str) -> Result<String, DeviceError> {
-    let name = raw.trim();
+    // DRF trims with Python's `str.strip`, which also takes the separators U+001C–U+001F.
+    let name = raw.trim_matches(|c: char| c.is_whitespace() || ('\u{1c}'..='\u{1f}').contains(&c));
     if name.is_empty() {
         return Err(DeviceError::Invalid("name", "This field may not be blank."));
     }
@@ -266,6 +267,24 @@ mod tests {
             decide_update(&registered(), DeviceChanges::default(), now()),
             Ok(vec![])
         );
+    }
+
+    #[test]
+    fn given_registered_when_clearing_the_description_then_null_is_recorded_and_read_back() {
+        let clear = DeviceChanges {
+            description: Some(None),
+            ..Default::default()
+        };
+        let events = decide_update(&registered(), clear, now()).unwrap();
+        assert_json_snapshot!(events);
+        // Absent (`None`) and cleared (`Some(None)`) survive the round trip through JSON.
+        let json = serde_json::to_value(&events[0]).unwrap();
+        assert_eq!(
+            serde_json::from_value::<DeviceEvent>(json).unwrap(),
+            events[0]
+        );
+        let untouched: DeviceChanges = serde_json::from_str(r#"{"name": "x"}"#).unwrap();
+        assert_eq!(untouched.description, None);
     }
 
     #[test]

@@ -3,19 +3,21 @@
 //! Commands, validation and the read model are the registry's own (`super`, `domain`, `views`).
 
 use super::domain::{self, DeviceError};
-use super::views::{self, DeviceRow};
+use super::views::{self, DeviceRow, DrfDevice};
 use super::RegisterError;
 use crate::auth::Caller;
 use crate::es::CommandError;
-use crate::http::{ApiError, Json, Namespace, Query};
+use crate::http::{ApiError, Json, Namespace, Path, Query};
+use crate::openapi::{tags, DrfError};
 use crate::state::AppState;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use fleetstream_events::{DeviceChanges, DeviceSpec, EventMetadata};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 use std::collections::BTreeMap;
+use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 const NS: Namespace = Namespace::Drf;
@@ -49,12 +51,27 @@ fn require_manager(caller: &Caller) -> Result<(), ApiError> {
     }
 }
 
-#[derive(Debug, Deserialize)]
+/// DRF page-number pagination. Both are strings as Django reads them: a `page` that is not a
+/// page number (or `last`) is 404 `Invalid page.`; a bad `page_size` falls back to 20.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct PageQuery {
+    /// Page number from 1, or `last`.
     #[serde(default)]
     pub page: Option<String>,
+    /// Items per page (default 20, at most 100).
     #[serde(default)]
     pub page_size: Option<String>,
+}
+
+/// A DRF page of devices with absolute `next`/`previous` links.
+#[derive(Serialize, ToSchema)]
+#[schema(as = DrfDevicePage)]
+pub struct DevicePage {
+    count: i64,
+    next: Option<String>,
+    previous: Option<String>,
+    results: Vec<DrfDevice>,
 }
 
 /// DRF `PageNumberPagination`: a bad `page_size` falls back to the default, a large one is
@@ -117,13 +134,16 @@ fn page_link(headers: &HeaderMap, uri: &Uri, page: Option<i64>) -> String {
     }
 }
 
+/// The devices the caller may see (CONTRACT §7 visibility), 20 a page.
+#[utoipa::path(get, path = "/api/devices/", tag = tags::DRF, security(("bearer" = [])), params(PageQuery),
+    responses((status = 200, body = DevicePage), (status = 404, description = "Invalid page.", body = DrfError)))]
 pub async fn list(
     State(state): State<AppState>,
     caller: Caller,
     headers: HeaderMap,
     uri: Uri,
     Query(q): Query<PageQuery>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<DevicePage>, ApiError> {
     let mut conn = state.pool().acquire().await.map_err(internal)?;
     let count = views::count_visible(&mut conn, caller.account_id, caller.is_manager())
         .await
@@ -143,25 +163,22 @@ pub async fn list(
         let target = (page > 2).then_some(page - 1);
         page_link(&headers, &uri, target)
     });
-    Ok(Json(json!({
-        "count": count,
-        "next": next,
-        "previous": previous,
-        "results": rows.iter().map(DeviceRow::drf_json).collect::<Vec<_>>(),
-    })))
+    Ok(Json(DevicePage {
+        count,
+        next,
+        previous,
+        results: rows.iter().map(DeviceRow::drf_json).collect(),
+    }))
 }
 
-/// Django's `<int:pk>` route does not match anything else: 404, not a parse error.
-fn device_id(raw: &str) -> Result<i64, ApiError> {
-    raw.parse().map_err(|_| ApiError::not_found(NS))
-}
-
+#[utoipa::path(get, path = "/api/devices/{id}/", tag = tags::DRF, security(("bearer" = [])),
+    params(("id" = i64, Path, description = "Device id")),
+    responses((status = 200, body = DrfDevice), (status = 404, description = "Not found.", body = DrfError)))]
 pub async fn retrieve(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
-    let id = device_id(&id)?;
+    Path(id): Path<i64>,
+) -> Result<Json<DrfDevice>, ApiError> {
     let mut conn = state.pool().acquire().await.map_err(internal)?;
     let row = views::visible_by_id(&mut conn, id, caller.account_id, caller.is_manager())
         .await
@@ -172,16 +189,51 @@ pub async fn retrieve(
 
 /// Writable fields of seed 004; `id`, `public_id`, `created_at`, `updated_at` and anything
 /// else sent are ignored (read-only).
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
 pub struct DeviceBody {
+    /// At least 3 characters after trimming; required by POST and PUT.
     #[serde(default)]
+    #[schema(value_type = Option<crate::openapi::patterns::Name3>)]
     pub name: Option<String>,
     #[serde(default)]
+    #[schema(value_type = Option<crate::openapi::patterns::Lifecycle>)]
     pub status: Option<String>,
-    #[serde(default)]
-    pub description: Option<String>,
+    /// Absent leaves it as it is; `null` clears it.
+    #[serde(default, deserialize_with = "fleetstream_events::present")]
+    #[schema(value_type = Option<String>)]
+    pub description: Option<Option<String>>,
+    /// Read on POST only (see [`DrfDeviceWrite`]); PUT and PATCH leave it as it is.
     #[serde(default)]
     pub device_uid: Option<String>,
+}
+
+/// The body of POST, where `name` is required (documentation of [`DeviceBody`]).
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct DrfDeviceWrite {
+    /// At least 3 characters after trimming.
+    #[schema(value_type = crate::openapi::patterns::Name3)]
+    name: String,
+    #[schema(value_type = Option<crate::openapi::patterns::Lifecycle>)]
+    status: Option<String>,
+    description: Option<String>,
+    /// The device's own id; a fresh UUID when not sent.
+    #[schema(value_type = Option<crate::openapi::patterns::NotBlank>)]
+    device_uid: Option<String>,
+}
+
+/// The body of PUT: a full update, so `name` is required; `device_uid` is not changed.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct DrfDeviceReplace {
+    /// At least 3 characters after trimming.
+    #[schema(value_type = crate::openapi::patterns::Name3)]
+    name: String,
+    #[schema(value_type = Option<crate::openapi::patterns::Lifecycle>)]
+    status: Option<String>,
+    description: Option<String>,
+    /// Ignored.
+    device_uid: Option<String>,
 }
 
 /// Validated writable fields; every field error is reported at once, as DRF does.
@@ -230,6 +282,7 @@ fn device_error(err: DeviceError) -> ApiError {
 fn command_error(err: CommandError<DeviceError>) -> ApiError {
     match err {
         CommandError::Domain(e) => device_error(e),
+        CommandError::Conflict(_) => super::core_http::command_error(NS, err),
         e => ApiError::command_failed(NS, e),
     }
 }
@@ -242,6 +295,9 @@ async fn reload(state: &AppState, id: i64) -> Result<DeviceRow, ApiError> {
         .ok_or_else(|| ApiError::not_found(NS))
 }
 
+/// Managers and above.
+#[utoipa::path(post, path = "/api/devices/", tag = tags::DRF, security(("bearer" = [])), request_body = DrfDeviceWrite,
+    responses((status = 201, body = DrfDevice), (status = 403, description = "You do not have permission to perform this action.", body = DrfError)))]
 pub async fn create(
     State(state): State<AppState>,
     caller: Caller,
@@ -258,7 +314,7 @@ pub async fn create(
     let spec = DeviceSpec {
         unique_id,
         name: valid.name.unwrap_or_default(),
-        description: body.description,
+        description: body.description.flatten(),
         ..Default::default()
     };
     let id = super::register(&state.store, meta(&caller), spec, valid.status)
@@ -280,12 +336,11 @@ pub async fn create(
 async fn write(
     state: AppState,
     caller: Caller,
-    id: String,
+    id: i64,
     body: DeviceBody,
     name_required: bool,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<DrfDevice>, ApiError> {
     require_manager(&caller)?;
-    let id = device_id(&id)?;
     reload(&state, id).await?;
     let valid = validate(&body, name_required)?;
     let changes = DeviceChanges {
@@ -300,32 +355,45 @@ async fn write(
     Ok(Json(reload(&state, id).await?.drf_json()))
 }
 
-/// PUT: a full update, so `name` is required.
+/// A full update, so `name` is required; managers and above.
+#[utoipa::path(put, path = "/api/devices/{id}/", tag = tags::DRF, security(("bearer" = [])),
+    params(("id" = i64, Path, description = "Device id")), request_body = DrfDeviceReplace,
+    responses((status = 200, body = DrfDevice), (status = 403, description = "You do not have permission to perform this action.", body = DrfError),
+        (status = 404, description = "Not found.", body = DrfError)))]
 pub async fn replace(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    Path(id): Path<i64>,
     Json(body): Json<Option<DeviceBody>>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<DrfDevice>, ApiError> {
     write(state, caller, id, body.unwrap_or_default(), true).await
 }
 
+/// Managers and above; `description: null` clears it; no body changes nothing.
+#[utoipa::path(patch, path = "/api/devices/{id}/", tag = tags::DRF, security(("bearer" = [])),
+    params(("id" = i64, Path, description = "Device id")), request_body(content = Option<DeviceBody>),
+    responses((status = 200, body = DrfDevice), (status = 403, description = "You do not have permission to perform this action.", body = DrfError),
+        (status = 404, description = "Not found.", body = DrfError)))]
 pub async fn partial_update(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    Path(id): Path<i64>,
     Json(body): Json<Option<DeviceBody>>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<DrfDevice>, ApiError> {
     write(state, caller, id, body.unwrap_or_default(), false).await
 }
 
+/// Soft delete; managers and above.
+#[utoipa::path(delete, path = "/api/devices/{id}/", tag = tags::DRF, security(("bearer" = [])),
+    params(("id" = i64, Path, description = "Device id")),
+    responses((status = 204, description = "Deleted"), (status = 403, description = "You do not have permission to perform this action.", body = DrfError),
+        (status = 404, description = "Not found.", body = DrfError)))]
 pub async fn destroy(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    Path(id): Path<i64>,
 ) -> Result<StatusCode, ApiError> {
     require_manager(&caller)?;
-    let id = device_id(&id)?;
     super::delete(&state.store, meta(&caller), id)
         .await
         .map_err(command_error)?;

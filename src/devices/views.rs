@@ -1,8 +1,9 @@
 //! Device rows of the `devices` read model and their JSON per seed.
 
 use chrono::{DateTime, Utc};
-use serde_json::{json, Value};
+use serde::Serialize;
 use sqlx::PgConnection;
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -61,57 +62,107 @@ fn drf(at: DateTime<Utc>) -> String {
     time::format(Namespace::Drf, at)
 }
 
+/// Seed 002's timestamps: UTC, no offset, whole seconds.
+pub fn naive(at: DateTime<Utc>) -> String {
+    at.format("%Y-%m-%dT%H:%M:%S").to_string()
+}
+
+/// Seed 000 device (`child-device`, `check-device`, `update-alias`).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct NueyneDevice {
+    pub id: i64,
+    pub real_user_id: Option<i64>,
+    pub project_id: Option<i64>,
+    pub hardware_id: Option<i64>,
+    pub now_firmware_id: Option<i64>,
+    pub unique_id: String,
+    pub serial_code: Option<String>,
+    pub device_alias: Option<String>,
+    pub mac_id: Option<String>,
+    pub created_at: String,
+    pub last_log_file_id: i64,
+}
+
+/// Seed 002 device.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CoreDevice {
+    pub id: i64,
+    pub device_uid: String,
+    pub name: String,
+    pub device_type: Option<String>,
+    /// The lifecycle unless it is `active`, then the connectivity (CONTRACT §3).
+    #[schema(pattern = "^(online|offline|inactive|maintenance|error)$")]
+    pub status: String,
+    pub firmware_version: Option<String>,
+    pub ip_address: Option<String>,
+    pub group_id: Option<i64>,
+    pub owner_id: Option<i64>,
+    /// UTC without an offset, as seed 002 shows (`2025-01-15T12:00:00`).
+    pub last_seen_at: Option<String>,
+    pub created_at: String,
+}
+
+/// Seed 004 device.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DrfDevice {
+    pub id: i64,
+    pub public_id: Uuid,
+    pub name: String,
+    #[schema(pattern = "^(active|inactive|maintenance|error)$")]
+    pub status: String,
+    pub description: Option<String>,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
 impl DeviceRow {
-    /// Seed 000 device (`child-device`, `check-device`, `update-alias`).
-    pub fn nueyne_json(&self) -> Value {
-        json!({
-            "id": self.id,
-            "real_user_id": self.real_user_id,
-            "project_id": self.project_id,
-            "hardware_id": self.hardware_id,
-            "now_firmware_id": self.now_firmware_id,
-            "unique_id": self.unique_id,
-            "serial_code": self.serial_code,
-            "device_alias": self.device_alias,
-            "mac_id": self.mac_id,
-            "created_at": iso(self.created_at),
-            "last_log_file_id": self.last_log_file_id,
-        })
+    pub fn nueyne_json(&self) -> NueyneDevice {
+        NueyneDevice {
+            id: self.id,
+            real_user_id: self.real_user_id,
+            project_id: self.project_id,
+            hardware_id: self.hardware_id,
+            now_firmware_id: self.now_firmware_id,
+            unique_id: self.unique_id.clone(),
+            serial_code: self.serial_code.clone(),
+            device_alias: self.device_alias.clone(),
+            mac_id: self.mac_id.clone(),
+            created_at: iso(self.created_at),
+            last_log_file_id: self.last_log_file_id,
+        }
     }
 
-    /// Seed 002: `status` is the lifecycle unless it is `active`, then the connectivity.
-    pub fn core_json(&self) -> Value {
+    pub fn core_json(&self) -> CoreDevice {
         let status = if self.status == "active" {
             self.connectivity.as_str()
         } else {
             self.status.as_str()
         };
-        json!({
-            "id": self.id,
-            "device_uid": self.unique_id,
-            "name": self.name,
-            "device_type": self.device_type,
-            "status": status,
-            "firmware_version": self.firmware_version,
-            "ip_address": self.ip_address,
-            "group_id": self.group_id,
-            "owner_id": self.owner_id,
-            "last_seen_at": self.last_seen_at.map(core),
-            "created_at": core(self.created_at),
-        })
+        CoreDevice {
+            id: self.id,
+            device_uid: self.unique_id.clone(),
+            name: self.name.clone(),
+            device_type: self.device_type.clone(),
+            status: status.to_owned(),
+            firmware_version: self.firmware_version.clone(),
+            ip_address: self.ip_address.clone(),
+            group_id: self.group_id,
+            owner_id: self.owner_id,
+            last_seen_at: self.last_seen_at.map(core),
+            created_at: core(self.created_at),
+        }
     }
 
-    /// Seed 004: `status` is the lifecycle.
-    pub fn drf_json(&self) -> Value {
-        json!({
-            "id": self.id,
-            "public_id": self.public_id,
-            "name": self.name,
-            "status": self.status,
-            "description": self.description,
-            "created_at": drf(self.created_at),
-            "updated_at": drf(self.updated_at),
-        })
+    pub fn drf_json(&self) -> DrfDevice {
+        DrfDevice {
+            id: self.id,
+            public_id: self.public_id,
+            name: self.name.clone(),
+            status: self.status.clone(),
+            description: self.description.clone(),
+            created_at: drf(self.created_at),
+            updated_at: drf(self.updated_at),
+        }
     }
 }
 

@@ -24,4 +24,4 @@ pub trait Aggregate: Default + Send + Sync {
 }
 
 /// How many times a command is re-decided after losing a race on its stream version.
-pub const MAX_CONFLICT_RETRIES: usize = 3;
+pub const MAX_CONFLICT_RETRIES: usize = 5;

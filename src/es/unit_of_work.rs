@@ -139,6 +139,9 @@ impl EventStore {
                 match uow.commit().await {
                     Err(CommandError::Conflict(_)) if attempt <= MAX_CONFLICT_RETRIES => {
                         tracing::debug!(attempt, "version conflict; deciding again");
+                        // Spread the retries of writers that keep meeting each other.
+                        let jitter = rand::random::<u64>() % (2 << attempt);
+                        tokio::time::sleep(std::time::Duration::from_millis(jitter)).await;
                         continue;
                     }
                     Err(err) => return Err(err),

@@ -110,7 +110,9 @@ impl ApiError {
         match ns {
             Namespace::KooDtx => Self::error(StatusCode::NOT_FOUND, "Not found"),
             Namespace::Drf => Self::detail(StatusCode::NOT_FOUND, "Not found."),
-            _ => Self::detail(StatusCode::NOT_FOUND, "Not Found"),
+            // Seeds 000/001, common errors.
+            Namespace::Nueyne => Self::detail(StatusCode::NOT_FOUND, "Resource not found"),
+            Namespace::Core => Self::detail(StatusCode::NOT_FOUND, "Not Found"),
         }
     }
 
@@ -170,11 +172,16 @@ impl ApiError {
             return Self::unavailable(ns);
         }
         tracing::error!(error = %cause, "internal error");
-        Self::in_namespace(
-            ns,
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "Internal Server Error",
-        )
+        Self::server_error(ns)
+    }
+
+    /// The namespace's 500 (seeds 000/001 spell theirs out).
+    pub fn server_error(ns: Namespace) -> Self {
+        let message = match ns {
+            Namespace::Nueyne => "Internal server error. Please try again later.",
+            _ => "Internal Server Error",
+        };
+        Self::in_namespace(ns, StatusCode::INTERNAL_SERVER_ERROR, message)
     }
 }
 

@@ -126,17 +126,105 @@ pub async fn observe(mut req: Request, next: Next) -> Response {
     response
 }
 
-/// Unknown routes: 404 in the namespace's shape.
-pub async fn not_found(uri: axum::http::Uri) -> ApiError {
-    ApiError::not_found(Namespace::of_uri(&uri))
+/// Every route template, to tell a path that only differs from a route by its trailing slash
+/// from an unknown one.
+#[derive(Clone, Default)]
+pub struct SlashRoutes(std::sync::Arc<matchit::Router<()>>);
+
+impl SlashRoutes {
+    pub fn new<'a>(templates: impl IntoIterator<Item = &'a str>) -> Self {
+        let mut router = matchit::Router::new();
+        for template in templates {
+            // Templates come from the router itself, so they are valid and distinct.
+            let _ = router.insert(template, ());
+        }
+        Self(std::sync::Arc::new(router))
+    }
+
+    fn matches(&self, path: &str) -> bool {
+        self.0.at(path).is_ok()
+    }
 }
 
-/// A 405 from the router carries no body; give it the namespace's shape.
-pub async fn shape_method_not_allowed(req: Request, next: Next) -> Response {
+/// Unknown routes: 404 in the namespace's shape, except a path one slash away from a route,
+/// answered as each seed's framework does:
+/// - DRF (Django `APPEND_SLASH`): a missing trailing slash redirects to the route, 301 for
+///   GET/HEAD and 308 for the other methods, so the client repeats its method and body
+///   (Django's debug mode would raise instead);
+/// - FastAPI (Starlette `redirect_slashes`): an extra or missing trailing slash, 307;
+/// - Flask routes without a trailing slash do not match one: 404.
+pub async fn not_found(
+    slash_routes: SlashRoutes,
+    method: axum::http::Method,
+    uri: axum::http::Uri,
+) -> Response {
+    use axum::http::{Method, StatusCode};
+    let ns = Namespace::of_uri(&uri);
+    let path = uri.path();
+    let other = match path.strip_suffix('/') {
+        Some(trimmed) if !trimmed.is_empty() => trimmed.to_owned(),
+        Some(_) => String::new(),
+        None => format!("{path}/"),
+    };
+    let status = match ns {
+        Namespace::Drf if !path.ends_with('/') => {
+            if method == Method::GET || method == Method::HEAD {
+                Some(StatusCode::MOVED_PERMANENTLY)
+            } else {
+                Some(StatusCode::PERMANENT_REDIRECT)
+            }
+        }
+        Namespace::Core | Namespace::Nueyne => Some(StatusCode::TEMPORARY_REDIRECT),
+        _ => None,
+    };
+    if let Some(status) = status.filter(|_| !other.is_empty() && slash_routes.matches(&other)) {
+        let location = match uri.query() {
+            Some(q) => format!("{other}?{q}"),
+            None => other,
+        };
+        if let Ok(location) = axum::http::HeaderValue::from_str(&location) {
+            return (status, [(header::LOCATION, location)]).into_response();
+        }
+    }
+    ApiError::not_found(ns).into_response()
+}
+
+/// Marks the 500 that `CatchPanicLayer` makes of a panic, so [`shape_panic`] can give it the
+/// namespace's shape (the panic handler does not see the request).
+#[derive(Clone, Copy)]
+pub struct Panicked;
+
+pub fn panic_response(_: Box<dyn std::any::Any + Send>) -> Response {
+    let mut response = axum::http::StatusCode::INTERNAL_SERVER_ERROR.into_response();
+    response.extensions_mut().insert(Panicked);
+    response
+}
+
+pub async fn shape_panic(req: Request, next: Next) -> Response {
     let ns = Namespace::of_uri(req.uri());
     let response = next.run(req).await;
+    if response.extensions().get::<Panicked>().is_some() {
+        return ApiError::server_error(ns).into_response();
+    }
+    response
+}
+
+/// A 405 from the router carries no body; give it the namespace's shape (DRF names the method).
+pub async fn shape_method_not_allowed(req: Request, next: Next) -> Response {
+    let ns = Namespace::of_uri(req.uri());
+    let method = req.method().clone();
+    let response = next.run(req).await;
     if response.status() == axum::http::StatusCode::METHOD_NOT_ALLOWED {
-        return ApiError::in_namespace(ns, response.status(), "Method Not Allowed").into_response();
+        let allow = response.headers().get(header::ALLOW).cloned();
+        let message = match ns {
+            Namespace::Drf => format!("Method \"{method}\" not allowed."),
+            _ => "Method Not Allowed".to_owned(),
+        };
+        let mut shaped = ApiError::in_namespace(ns, response.status(), message).into_response();
+        if let Some(allow) = allow {
+            shaped.headers_mut().insert(header::ALLOW, allow);
+        }
+        return shaped;
     }
     response
 }

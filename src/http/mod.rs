@@ -7,4 +7,4 @@ pub mod middleware;
 pub mod time;
 
 pub use error::{ApiError, Namespace};
-pub use extract::{Form, Json, Query};
+pub use extract::{Form, Json, Path, Query, RawBody};

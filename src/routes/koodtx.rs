@@ -1,17 +1,17 @@
 //! Seed 003: the KooDTX sensor-recording app under `/api/auth`, `/api/sync` (Flask shapes).
 use crate::accounts::koodtx as accounts;
 use crate::state::AppState;
-use crate::sync;
-use axum::routing::{get, post};
-use axum::Router;
+use crate::sync::http as sync;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/sync/push", post(sync::http::push))
-        .route("/api/sync/pull", post(sync::http::pull))
-        .route("/api/sync/status", get(sync::http::status))
-        .route("/api/auth/register", post(accounts::register))
-        .route("/api/auth/login", post(accounts::login))
-        .route("/api/auth/refresh", post(accounts::refresh_access))
-        .route("/api/auth/me", get(accounts::me))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(sync::push))
+        .routes(routes!(sync::pull))
+        .routes(routes!(sync::status))
+        .routes(routes!(accounts::register))
+        .routes(routes!(accounts::login))
+        .routes(routes!(accounts::refresh_access))
+        .routes(routes!(accounts::me))
 }

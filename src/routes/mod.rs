@@ -5,3 +5,4 @@ pub mod drf;
 pub mod koodtx;
 pub mod nueyne;
 pub mod system;
+pub mod telemetry;

@@ -1,57 +1,156 @@
-//! Health and metrics: `/api/v1/system/health` (seed 002), `/health` (seed 003), `/metrics`.
+//! Health and metrics: `/api/v1/system/health` (seed 002), `/health` (seed 003), `/metrics`;
+//! this API's own description: `/openapi.json` and `/docs`.
 use crate::auth::Caller;
 use crate::health;
-use crate::http::{ApiError, Namespace};
+use crate::http::{ApiError, Namespace, Path};
+use crate::openapi::tags;
 use crate::state::AppState;
-use axum::extract::{Path, State};
-use axum::http::{header, StatusCode};
-use axum::response::IntoResponse;
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::extract::State;
 use fleetstream_events::store::read_position;
 use fleetstream_events::{EventEnvelope, Role};
-use serde_json::json;
+use axum::http::{header, StatusCode};
+use axum::response::IntoResponse;
+use axum::{Extension, Json};
+use serde::Serialize;
+use std::sync::Arc;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/v1/system/health", get(system_health))
-        .route("/api/v1/system/events/{position}", get(event_by_position))
-        .route("/api/v1/system/info", get(system_info))
-        .route("/health", get(koodtx_health))
-        .route("/metrics", get(prometheus_metrics))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(system_health))
+        .routes(routes!(system_info))
+        .routes(routes!(koodtx_health))
+        .routes(routes!(prometheus_metrics))
+        .routes(routes!(openapi_json))
+        .routes(routes!(crate::docs::swagger_ui))
+        .routes(routes!(crate::docs::asset))
+}
+
+/// The document served by `/openapi.json`, serialized once at start-up.
+#[derive(Clone)]
+pub struct OpenApiJson(pub Arc<String>);
+
+#[derive(Serialize, ToSchema)]
+pub struct SystemHealth {
+    /// `ok`; `degraded` when Postgres does not answer (then 503), NATS is disconnected, or the
+    /// relay or an async projection is failing or further behind than
+    /// `FLEET_HEALTH_MAX_LAG_SECS` (then 200: the API still answers).
+    #[schema(pattern = "^(ok|degraded)$")]
+    status: &'static str,
+    service: &'static str,
+    version: &'static str,
+    #[schema(pattern = "^(ok|down)$")]
+    postgres: &'static str,
+    #[schema(pattern = "^(connected|disconnected|disabled)$")]
+    nats: &'static str,
+    projections: Vec<health::ReaderHealth>,
+    /// The NATS relay; null when NATS is disabled.
+    relay: Option<health::ReaderHealth>,
+    /// Why the service is degraded; empty when it is not.
+    reasons: Vec<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct KoodtxHealth {
+    #[schema(pattern = "^(healthy|unhealthy)$")]
+    status: &'static str,
+    service: &'static str,
+    version: &'static str,
+}
+
+/// Seed 002 `GET /system/info`: the running configuration, never a secret.
+#[derive(Serialize, ToSchema)]
+pub struct SystemInfo {
+    service: &'static str,
+    version: &'static str,
+    access_token_ttl_secs: u64,
+    refresh_token_ttl_secs: u64,
+    login_failures_per_account: u32,
+    login_failures_per_ip: u32,
+    body_limit_bytes: usize,
+    sync_push_body_limit_bytes: usize,
+    #[schema(pattern = "^(ok|down)$")]
+    postgres: &'static str,
+    #[schema(pattern = "^(connected|disconnected|disabled)$")]
+    nats: &'static str,
+    projections: Vec<String>,
+}
+
+/// Superadmins only.
+#[utoipa::path(get, path = "/api/v1/system/info", tag = tags::CORE, security(("bearer" = [])),
+    responses((status = 200, body = SystemInfo),
+        (status = 403, description = "Not enough permissions", body = crate::openapi::Detail)))]
+async fn system_info(
+    State(state): State<AppState>,
+    caller: crate::auth::Caller,
+) -> Result<Json<SystemInfo>, crate::http::ApiError> {
+    if caller.role != fleetstream_events::Role::Superadmin {
+        return Err(crate::http::ApiError::detail(
+            StatusCode::FORBIDDEN,
+            "Not enough permissions",
+        ));
+    }
+    let config = &state.config;
+    Ok(Json(SystemInfo {
+        service: "core-api",
+        version: env!("CARGO_PKG_VERSION"),
+        access_token_ttl_secs: config.access_ttl.as_secs(),
+        refresh_token_ttl_secs: config.refresh_ttl.as_secs(),
+        login_failures_per_account: config.login_failures_per_account,
+        login_failures_per_ip: config.login_failures_per_ip,
+        body_limit_bytes: crate::http::middleware::BODY_LIMIT,
+        sync_push_body_limit_bytes: crate::http::middleware::SYNC_PUSH_BODY_LIMIT,
+        postgres: if postgres_ok(&state).await {
+            "ok"
+        } else {
+            "down"
+        },
+        nats: health::nats_state(&state),
+        projections: state
+            .store
+            .projections()
+            .iter()
+            .map(|p| p.name().to_string())
+            .collect(),
+    }))
 }
 
 async fn postgres_ok(state: &AppState) -> bool {
     sqlx::query("SELECT 1").execute(state.pool()).await.is_ok()
 }
 
-/// 503 only when Postgres is unreachable (nothing can be served); a lagging or failing reader
-/// or a lost NATS connection is `degraded` with 200: the API still answers.
-async fn system_health(State(state): State<AppState>) -> impl IntoResponse {
+
+/// Service health; no authentication.
+#[utoipa::path(get, path = "/api/v1/system/health", tag = tags::SYSTEM,
+    responses((status = 200, body = SystemHealth), (status = 503, description = "Postgres does not answer", body = SystemHealth)))]
+async fn system_health(State(state): State<AppState>) -> (StatusCode, Json<SystemHealth>) {
     let report = health::report(&state).await;
     let code = if report.postgres {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
+    let status = report.status();
     (
         code,
-        Json(json!({
-            "status": report.status(),
-            "service": "core-api",
-            "version": env!("CARGO_PKG_VERSION"),
-            "postgres": if report.postgres { "ok" } else { "down" },
-            "nats": report.nats,
-            "projections": report.projections,
-            "relay": report.relay,
-            "reasons": report.reasons,
-        })),
+        Json(SystemHealth {
+            status,
+            service: "core-api",
+            version: env!("CARGO_PKG_VERSION"),
+            postgres: if report.postgres { "ok" } else { "down" },
+            nats: report.nats,
+            projections: report.projections,
+            relay: report.relay,
+            reasons: report.reasons,
+        }),
     )
 }
 
 /// One event of the log, whole (secret fields redacted), by its global position: what a NATS
 /// subscriber reads when the relay had to publish an event without its payload. Superadmin.
-async fn event_by_position(
+pub(crate) async fn event_by_position(
     State(state): State<AppState>,
     caller: Caller,
     Path(position): Path<i64>,
@@ -75,39 +174,10 @@ async fn event_by_position(
         .ok_or_else(|| ApiError::not_found(Namespace::Core))
 }
 
-/// `GET /api/v1/system/info` (superadmin): the settings an operator checks, never a secret.
-async fn system_info(
-    State(state): State<AppState>,
-    caller: crate::auth::Caller,
-) -> Result<Json<serde_json::Value>, crate::http::ApiError> {
-    if caller.role != fleetstream_events::Role::Superadmin {
-        return Err(crate::http::ApiError::detail(
-            StatusCode::FORBIDDEN,
-            "Not enough permissions",
-        ));
-    }
-    let c = &state.config;
-    let projections: Vec<serde_json::Value> = state
-        .store
-        .projections()
-        .iter()
-        .map(|p| json!({"name": p.name(), "mode": format!("{:?}", p.mode()).to_lowercase()}))
-        .collect();
-    Ok(Json(json!({
-        "service": "core-api",
-        "version": env!("CARGO_PKG_VERSION"),
-        "http_addr": c.http_addr.to_string(),
-        "nats": health::nats_state(&state),
-        "access_ttl_secs": c.access_ttl.as_secs(),
-        "refresh_ttl_secs": c.refresh_ttl.as_secs(),
-        "login_failures_per_account": c.login_failures_per_account,
-        "login_failures_per_ip": c.login_failures_per_ip,
-        "trend_slope": c.trend_slope.to_string(),
-        "projections": projections,
-    })))
-}
-
-async fn koodtx_health(State(state): State<AppState>) -> impl IntoResponse {
+/// Seed 003 health; no authentication.
+#[utoipa::path(get, path = "/health", tag = tags::SYSTEM,
+    responses((status = 200, body = KoodtxHealth), (status = 503, description = "Postgres does not answer", body = KoodtxHealth)))]
+async fn koodtx_health(State(state): State<AppState>) -> (StatusCode, Json<KoodtxHealth>) {
     let postgres = postgres_ok(&state).await;
     let code = if postgres {
         StatusCode::OK
@@ -116,19 +186,32 @@ async fn koodtx_health(State(state): State<AppState>) -> impl IntoResponse {
     };
     (
         code,
-        Json(json!({
-            "status": if postgres { "healthy" } else { "unhealthy" },
-            "service": "KooDTX Backend",
-            "version": env!("CARGO_PKG_VERSION"),
-        })),
+        Json(KoodtxHealth {
+            status: if postgres { "healthy" } else { "unhealthy" },
+            service: "KooDTX Backend",
+            version: env!("CARGO_PKG_VERSION"),
+        }),
     )
 }
 
+/// Prometheus text exposition.
+#[utoipa::path(get, path = "/metrics", tag = tags::SYSTEM,
+    responses((status = 200, description = "Prometheus metrics", body = String, content_type = "text/plain")))]
 async fn prometheus_metrics(State(state): State<AppState>) -> impl IntoResponse {
     refresh_inline_positions(&state).await;
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         state.metrics.render(),
+    )
+}
+
+/// This document (OpenAPI 3.1).
+#[utoipa::path(get, path = "/openapi.json", tag = tags::SYSTEM,
+    responses((status = 200, description = "The OpenAPI document", body = Object)))]
+async fn openapi_json(Extension(doc): Extension<OpenApiJson>) -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        doc.0.as_str().to_owned(),
     )
 }
 

@@ -8,6 +8,7 @@ use super::read::{self, PullFilter};
 use crate::auth::Caller;
 use crate::es::CommandError;
 use crate::http::{ApiError, Json, Namespace};
+use crate::openapi::{tags, KoodtxError};
 use crate::state::AppState;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
@@ -182,6 +183,12 @@ fn parse_sample(item: Value) -> Option<SensorSample> {
     (encoded_len(&sample) <= MAX_SAMPLE_BYTES).then_some(sample)
 }
 
+/// One transaction: the session and its samples; identical samples count as duplicates,
+/// changed ones as updates (last write wins).
+#[utoipa::path(post, path = "/api/sync/push", tag = tags::KOODTX, security(("bearer" = [])),
+    request_body = super::wire::PushBody,
+    responses((status = 200, body = super::wire::PushReply),
+        (status = 403, description = "The session belongs to another account", body = KoodtxError)))]
 pub async fn push(
     State(state): State<AppState>,
     caller: Caller,
@@ -316,6 +323,11 @@ fn parse_pull(caller: &Caller, body: Value) -> Result<PullRequest, ApiError> {
     })
 }
 
+/// Sessions changed since `last_sync_time` (or after `cursor`), newest change first.
+#[utoipa::path(post, path = "/api/sync/pull", tag = tags::KOODTX, security(("bearer" = [])),
+    request_body(content = Option<super::wire::PullBody>, description = "All fields optional; no body is an empty one"),
+    responses((status = 200, body = super::wire::PullReply),
+        (status = 403, description = "A session of another account was asked for", body = KoodtxError)))]
 pub async fn pull(
     State(state): State<AppState>,
     caller: Caller,
@@ -421,6 +433,8 @@ pub async fn pull(
     })))
 }
 
+#[utoipa::path(get, path = "/api/sync/status", tag = tags::KOODTX, security(("bearer" = [])),
+    responses((status = 200, body = super::wire::StatusReply)))]
 pub async fn status(
     State(state): State<AppState>,
     caller: Caller,

@@ -5,6 +5,7 @@ pub mod cursor;
 pub mod domain;
 pub mod http;
 pub mod read;
+pub mod wire;
 
 use crate::es::{next_id, CommandError, EventStore};
 use chrono::{DateTime, SubsecRound, Utc};

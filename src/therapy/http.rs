@@ -2,21 +2,26 @@
 
 use super::service::{self, CreateRealUser, DevlogEntry, TherapyError};
 use super::treatment::parse_treatment_date;
+use crate::accounts::nueyne::StatusMessage;
 use crate::auth::Caller;
+use crate::devices::views::NueyneDevice;
 use crate::devices::views::{self, iso, DeviceRow, DEVICE_COLUMNS};
-use crate::http::{ApiError, Json, Namespace, Query};
+use crate::http::{ApiError, Json, Namespace, Path, Query};
+use crate::openapi::{tags, Detail};
+use crate::routes::nueyne::AppParam;
 use crate::state::AppState;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use chrono::NaiveDate;
 use fleetstream_events::{
     EventMetadata, MovementSample, PatientChanges, PatientProfile, TreatmentRecord,
 };
-use serde::Deserialize;
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::{IntoParams, ToSchema};
 
 const NS: Namespace = Namespace::Nueyne;
-type Reply = Result<Json<Value>, ApiError>;
+type Reply<T> = Result<Json<T>, ApiError>;
 
 impl From<TherapyError> for ApiError {
     fn from(err: TherapyError) -> Self {
@@ -50,8 +55,9 @@ fn internal(e: impl std::fmt::Display) -> ApiError {
     ApiError::internal(NS, e)
 }
 
-#[derive(Debug, sqlx::FromRow)]
-struct PatientRow {
+/// A real user (patient) of seed 001.
+#[derive(Debug, sqlx::FromRow, Serialize, ToSchema)]
+pub struct PatientRow {
     id: i64,
     root_user_id: i64,
     first_name: String,
@@ -60,11 +66,100 @@ struct PatientRow {
     gender: String,
 }
 
-impl PatientRow {
-    fn json(&self) -> Value {
-        json!({"id": self.id, "root_user_id": self.root_user_id, "first_name": self.first_name,
-               "last_name": self.last_name, "birthdate": self.birthdate, "gender": self.gender})
-    }
+#[derive(Deserialize)]
+pub struct RealUserPath {
+    id: i64,
+}
+
+/// `create-real-user` reply.
+#[derive(Serialize, ToSchema)]
+pub struct RealUserCreated {
+    real_user_id: i64,
+    first_name: String,
+    last_name: String,
+    birthdate: String,
+    gender: String,
+    device_id: i64,
+    now_firmware_id: Option<i64>,
+    unique_id: String,
+    serial_code: Option<String>,
+    device_alias: Option<String>,
+    last_log_file_id: i64,
+    created_at: String,
+}
+
+/// A `get-all-device` row: a patient and its device (device fields null when it has none).
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct PatientDevice {
+    id: Option<i64>,
+    real_user_id: i64,
+    project_id: Option<i64>,
+    hardware_id: Option<i64>,
+    now_firmware_id: Option<i64>,
+    unique_id: Option<String>,
+    serial_code: Option<String>,
+    device_alias: Option<String>,
+    mac_id: Option<String>,
+    created_at: Option<String>,
+    last_log_file_id: Option<i64>,
+    root_user_id: i64,
+    first_name: String,
+    last_name: String,
+    birthdate: String,
+    gender: String,
+}
+
+/// `set-my-device` reply (the seed spells `statuscode` in lower case here).
+#[derive(Serialize, ToSchema)]
+pub struct Connected {
+    statuscode: u16,
+    message: &'static str,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct CheckDeviceReply {
+    /// `Connection Confirmed` (paired to one of the caller's real users) or `Device Registerable`.
+    #[schema(pattern = "^(Connection Confirmed|Device Registerable)$")]
+    detail: &'static str,
+    device_data: NueyneDevice,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct DayTime {
+    treatment_date: String,
+    treatment_time: i64,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct DayIntensity {
+    treatment_date: String,
+    last_intensity: f64,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct DayMovement {
+    treatment_date: String,
+    movement: i64,
+}
+
+/// `chart/recent`: days ascending; averages over the days with data, 0 when none.
+#[derive(Serialize, ToSchema)]
+pub struct ChartReply {
+    treatment_time_data: Vec<DayTime>,
+    treatment_intensity_data: Vec<DayIntensity>,
+    movement_data: Vec<DayMovement>,
+    avg_treatment_time: f64,
+    avg_treatment_intensity: f64,
+    avg_movement: f64,
+}
+
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct MovementSampleDoc {
+    val: i64,
+    /// Unix seconds.
+    timestamp: i64,
 }
 
 async fn patient_row(state: &AppState, id: i64) -> Result<Option<PatientRow>, ApiError> {
@@ -89,24 +184,36 @@ async fn own_patient_row(
 
 // ---- seed 001: real users -------------------------------------------------------------
 
-#[derive(Debug, Deserialize)]
+/// `birthdate` is `yyyymmdd`; `gender` one of `M`, `F`, `N`, `P`; `mac_id` the whole MAC or its
+/// last four characters.
+#[derive(Debug, Deserialize, ToSchema)]
 pub struct CreateRealUserBody {
     first_name: String,
     #[serde(default)]
     last_name: String,
+    #[schema(value_type = crate::openapi::patterns::Birthdate)]
     birthdate: String,
+    #[schema(value_type = crate::openapi::patterns::Gender)]
     gender: String,
+    #[schema(value_type = crate::openapi::patterns::SerialCode)]
     serial_code: String,
     mac_id: String,
     #[serde(default)]
     unique_id: Option<String>,
 }
 
+/// Creates the real user and pairs the device in one transaction.
+#[utoipa::path(post, path = "/api/v1/{app}/user/create-real-user", tag = tags::NUEYNE, params(AppParam),
+    security(("bearer" = []), ("nueyne_form" = [])), request_body = CreateRealUserBody,
+    responses((status = 200, body = RealUserCreated),
+        (status = 400, description = "Serial code is not valid", body = Detail),
+        (status = 404, description = "Not Found Device", body = Detail),
+        (status = 409, description = "Already Connected Device", body = Detail)))]
 pub async fn create_real_user(
     State(state): State<AppState>,
     caller: Caller,
     Json(b): Json<CreateRealUserBody>,
-) -> Reply {
+) -> Reply<RealUserCreated> {
     let cmd = CreateRealUser {
         profile: PatientProfile {
             first_name: b.first_name,
@@ -120,20 +227,35 @@ pub async fn create_real_user(
     };
     let (patient_id, device) =
         service::create_real_user(&state.store, &meta(&caller), caller.account_id, &cmd).await?;
-    Ok(Json(json!({
-        "real_user_id": patient_id,
-        "first_name": cmd.profile.first_name,
-        "last_name": cmd.profile.last_name,
-        "birthdate": cmd.profile.birthdate,
-        "gender": cmd.profile.gender,
-        "device_id": device.id,
-        "now_firmware_id": device.now_firmware_id,
-        "unique_id": device.unique_id,
-        "serial_code": device.serial_code,
-        "device_alias": device.device_alias,
-        "last_log_file_id": device.last_log_file_id,
-        "created_at": iso(device.created_at),
-    })))
+    Ok(Json(RealUserCreated {
+        real_user_id: patient_id,
+        first_name: cmd.profile.first_name,
+        last_name: cmd.profile.last_name,
+        birthdate: cmd.profile.birthdate,
+        gender: cmd.profile.gender,
+        device_id: device.id,
+        now_firmware_id: device.now_firmware_id,
+        unique_id: device.unique_id,
+        serial_code: device.serial_code,
+        device_alias: device.device_alias,
+        last_log_file_id: device.last_log_file_id,
+        created_at: iso(device.created_at),
+    }))
+}
+
+/// The same operation under `/api/v2`.
+#[utoipa::path(post, path = "/api/v2/{app}/user/create-real-user", tag = tags::NUEYNE, params(AppParam),
+    security(("bearer" = []), ("nueyne_form" = [])), request_body = CreateRealUserBody,
+    responses((status = 200, body = RealUserCreated),
+        (status = 400, description = "Serial code is not valid", body = Detail),
+        (status = 404, description = "Not Found Device", body = Detail),
+        (status = 409, description = "Already Connected Device", body = Detail)))]
+pub async fn create_real_user_v2(
+    state: State<AppState>,
+    caller: Caller,
+    body: Json<CreateRealUserBody>,
+) -> Reply<RealUserCreated> {
+    create_real_user(state, caller, body).await
 }
 
 /// Seed 001 read rule: missing → 404 `Real user is not found`, foreign → 401.
@@ -151,16 +273,24 @@ async fn readable_patient(
     }
 }
 
+#[utoipa::path(get, path = "/api/v1/{app}/user/real-user/{id}", tag = tags::NUEYNE,
+    params(AppParam, ("id" = i64, Path, description = "The real user's id")),
+    security(("bearer" = []), ("nueyne_form" = [])),
+    responses((status = 200, body = PatientRow),
+        (status = 401, description = "Not authorized user", body = Detail),
+        (status = 404, description = "Real user is not found", body = Detail)))]
 pub async fn get_real_user(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<i64>,
-) -> Reply {
-    Ok(Json(readable_patient(&state, &caller, id).await?.json()))
+    Path(RealUserPath { id }): Path<RealUserPath>,
+) -> Reply<PatientRow> {
+    Ok(Json(readable_patient(&state, &caller, id).await?))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 pub struct UpdateRealUserBody {
+    /// The real user's id (required by `update-real-user`; the path's id wins on
+    /// `real-user/{id}`).
     #[serde(default)]
     id: Option<i64>,
     #[serde(default)]
@@ -168,8 +298,24 @@ pub struct UpdateRealUserBody {
     #[serde(default)]
     last_name: Option<String>,
     #[serde(default)]
+    #[schema(value_type = Option<crate::openapi::patterns::Birthdate>)]
     birthdate: Option<String>,
     #[serde(default)]
+    #[schema(value_type = Option<crate::openapi::patterns::Gender>)]
+    gender: Option<String>,
+}
+
+/// The body of `update-real-user`: [`UpdateRealUserBody`] with its `id` required.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct UpdateRealUserById {
+    /// The real user's id.
+    id: i64,
+    first_name: Option<String>,
+    last_name: Option<String>,
+    #[schema(value_type = Option<crate::openapi::patterns::Birthdate>)]
+    birthdate: Option<String>,
+    #[schema(value_type = Option<crate::openapi::patterns::Gender>)]
     gender: Option<String>,
 }
 
@@ -178,7 +324,7 @@ async fn update_real_user_inner(
     caller: &Caller,
     id: i64,
     b: UpdateRealUserBody,
-) -> Reply {
+) -> Reply<PatientRow> {
     let changes = PatientChanges {
         first_name: b.first_name,
         last_name: b.last_name,
@@ -186,23 +332,34 @@ async fn update_real_user_inner(
         gender: b.gender,
     };
     service::update_patient(&state.store, meta(caller), caller.account_id, id, changes).await?;
-    Ok(Json(readable_patient(state, caller, id).await?.json()))
+    Ok(Json(readable_patient(state, caller, id).await?))
 }
 
+#[utoipa::path(patch, path = "/api/v1/{app}/user/real-user/{id}", tag = tags::NUEYNE,
+    params(AppParam, ("id" = i64, Path, description = "The real user's id")),
+    security(("bearer" = []), ("nueyne_form" = [])), request_body = UpdateRealUserBody,
+    responses((status = 200, body = PatientRow),
+        (status = 401, description = "Not authorized user", body = Detail),
+        (status = 404, description = "Real user is not found", body = Detail)))]
 pub async fn patch_real_user(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<i64>,
+    Path(RealUserPath { id }): Path<RealUserPath>,
     Json(b): Json<UpdateRealUserBody>,
-) -> Reply {
+) -> Reply<PatientRow> {
     update_real_user_inner(&state, &caller, id, b).await
 }
 
+#[utoipa::path(patch, path = "/api/v1/{app}/user/update-real-user", tag = tags::NUEYNE, params(AppParam),
+    security(("bearer" = []), ("nueyne_form" = [])), request_body = UpdateRealUserById,
+    responses((status = 200, body = PatientRow),
+        (status = 401, description = "Not authorized user", body = Detail),
+        (status = 404, description = "Real user is not found", body = Detail)))]
 pub async fn update_real_user(
     State(state): State<AppState>,
     caller: Caller,
     Json(b): Json<UpdateRealUserBody>,
-) -> Reply {
+) -> Reply<PatientRow> {
     let Some(id) = b.id else {
         return Err(ApiError::validation(
             NS,
@@ -214,21 +371,35 @@ pub async fn update_real_user(
     update_real_user_inner(&state, &caller, id, b).await
 }
 
-#[derive(Debug, Deserialize, Default)]
+#[derive(Debug, Deserialize, Default, IntoParams, ToSchema)]
+#[into_params(parameter_in = Query)]
 pub struct DeleteRealUserParams {
+    /// Required here or in the body.
     #[serde(default)]
+    #[param(required = true)]
     real_user_id: Option<i64>,
+    /// Required here or in the body.
     #[serde(default)]
+    #[param(required = true)]
     unique_id: Option<String>,
 }
 
-/// Takes its two values as query parameters or a JSON body (CONTRACT §7).
+/// Deletes the real user and releases its device. Takes its two values as query parameters or
+/// a JSON body (CONTRACT §7); both are required from one or the other.
+#[utoipa::path(delete, path = "/api/v1/{app}/user/delete-real-user", tag = tags::NUEYNE,
+    params(AppParam, DeleteRealUserParams),
+    security(("bearer" = []), ("nueyne_form" = [])),
+    request_body(content = Option<DeleteRealUserParams>, description = "The same values as a JSON body"),
+    responses((status = 200, body = StatusMessage),
+        (status = 401, description = "Not authorized user", body = Detail),
+        (status = 404, description = "Real user is not found", body = Detail),
+        (status = 409, description = "Real user delete failed / Not Connected Device", body = Detail)))]
 pub async fn delete_real_user(
     State(state): State<AppState>,
     caller: Caller,
     Query(q): Query<DeleteRealUserParams>,
     Json(body): Json<Option<DeleteRealUserParams>>,
-) -> Reply {
+) -> Reply<StatusMessage> {
     let body = body.unwrap_or_default();
     let real_user_id = q.real_user_id.or(body.real_user_id);
     let unique_id = q.unique_id.or(body.unique_id);
@@ -256,23 +427,28 @@ pub async fn delete_real_user(
         &unique_id,
     )
     .await?;
-    Ok(Json(
-        json!({"statusCode": 200, "message": "Real user deleted successfully"}),
-    ))
+    Ok(Json(StatusMessage::ok("Real user deleted successfully")))
 }
 
 // ---- seed 000: devices ------------------------------------------------------------------
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct RealUserParam {
     real_user_id: i64,
 }
 
+/// The device of one of the caller's real users.
+#[utoipa::path(get, path = "/api/v1/{app}/device/child-device", tag = tags::NUEYNE, params(AppParam, RealUserParam),
+    security(("bearer" = []), ("nueyne_form" = [])),
+    responses((status = 200, body = NueyneDevice),
+        (status = 401, description = "Not authorized user", body = Detail),
+        (status = 404, description = "Device not found", body = Detail)))]
 pub async fn child_device(
     State(state): State<AppState>,
     caller: Caller,
     Query(q): Query<RealUserParam>,
-) -> Reply {
+) -> Reply<NueyneDevice> {
     own_patient_row(&state, &caller, q.real_user_id).await?;
     let row: Option<DeviceRow> = sqlx::query_as(&format!(
         "SELECT {DEVICE_COLUMNS} FROM devices WHERE real_user_id = $1 AND deleted_at IS NULL"
@@ -288,7 +464,10 @@ pub async fn child_device(
 /// CONTRACT §4: one row per patient of the caller, device fields null when it holds none.
 pub const GET_ALL_DEVICE_SQL: &str = include_str!("get_all_device.sql");
 
-pub async fn get_all_device(State(state): State<AppState>, caller: Caller) -> Reply {
+#[utoipa::path(get, path = "/api/v1/{app}/device/get-all-device", tag = tags::NUEYNE, params(AppParam),
+    security(("bearer" = []), ("nueyne_form" = [])),
+    responses((status = 200, body = Vec<PatientDevice>)))]
+pub async fn get_all_device(State(state): State<AppState>, caller: Caller) -> Reply<Value> {
     let rows: Vec<(Value,)> = sqlx::query_as(GET_ALL_DEVICE_SQL)
         .bind(caller.account_id)
         .fetch_all(state.pool())
@@ -297,18 +476,27 @@ pub async fn get_all_device(State(state): State<AppState>, caller: Caller) -> Re
     Ok(Json(Value::Array(rows.into_iter().map(|r| r.0).collect())))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct SetMyDeviceParams {
     serial_code: String,
     mac_id: String,
     real_user_id: i64,
 }
 
+/// Pairs a device (found by serial code and MAC) with one of the caller's real users.
+#[utoipa::path(post, path = "/api/v1/{app}/device/set-my-device", tag = tags::NUEYNE, params(AppParam, SetMyDeviceParams),
+    security(("bearer" = []), ("nueyne_form" = [])),
+    responses((status = 200, body = Connected),
+        (status = 400, description = "Serial code is not valid", body = Detail),
+        (status = 401, description = "Not authorized user", body = Detail),
+        (status = 404, description = "Not Found Device", body = Detail),
+        (status = 409, description = "Already Connected Device", body = Detail)))]
 pub async fn set_my_device(
     State(state): State<AppState>,
     caller: Caller,
     Query(q): Query<SetMyDeviceParams>,
-) -> Reply {
+) -> Reply<Connected> {
     service::set_my_device(
         &state.store,
         &meta(&caller),
@@ -318,22 +506,30 @@ pub async fn set_my_device(
         &q.mac_id,
     )
     .await?;
-    Ok(Json(
-        json!({"statuscode": 200, "message": "device connected"}),
-    ))
+    Ok(Json(Connected {
+        statuscode: 200,
+        message: "device connected",
+    }))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct UnConnectParams {
     unique_id: String,
     real_user_id: i64,
 }
 
+#[utoipa::path(patch, path = "/api/v1/{app}/device/un-connect", tag = tags::NUEYNE, params(AppParam, UnConnectParams),
+    security(("bearer" = []), ("nueyne_form" = [])),
+    responses((status = 200, body = StatusMessage),
+        (status = 401, description = "Not authorized user", body = Detail),
+        (status = 404, description = "Not Found Device", body = Detail),
+        (status = 409, description = "Not Connected Device", body = Detail)))]
 pub async fn un_connect(
     State(state): State<AppState>,
     caller: Caller,
     Query(q): Query<UnConnectParams>,
-) -> Reply {
+) -> Reply<StatusMessage> {
     service::un_connect(
         &state.store,
         &meta(&caller),
@@ -342,21 +538,26 @@ pub async fn un_connect(
         &q.unique_id,
     )
     .await?;
-    Ok(Json(
-        json!({"statusCode": 200, "message": "device unconnected"}),
-    ))
+    Ok(Json(StatusMessage::ok("device unconnected")))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct CheckDeviceParams {
     unique_id: String,
 }
 
+/// Whether a device can be paired, before pairing it.
+#[utoipa::path(get, path = "/api/v1/{app}/device/check-device", tag = tags::NUEYNE, params(AppParam, CheckDeviceParams),
+    security(("bearer" = []), ("nueyne_form" = [])),
+    responses((status = 200, body = CheckDeviceReply),
+        (status = 404, description = "Not Found Device", body = Detail),
+        (status = 409, description = "Already Connected Device", body = Detail)))]
 pub async fn check_device(
     State(state): State<AppState>,
     caller: Caller,
     Query(q): Query<CheckDeviceParams>,
-) -> Reply {
+) -> Reply<CheckDeviceReply> {
     let mut conn = state.pool().acquire().await.map_err(internal)?;
     let device = views::by_unique_id(&mut conn, &q.unique_id)
         .await
@@ -379,23 +580,30 @@ pub async fn check_device(
             "Connection Confirmed"
         }
     };
-    Ok(Json(
-        json!({"detail": detail, "device_data": device.nueyne_json()}),
-    ))
+    Ok(Json(CheckDeviceReply {
+        detail,
+        device_data: device.nueyne_json(),
+    }))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 pub struct UpdateAliasBody {
     device_id: i64,
     real_user_id: i64,
     device_alias: String,
 }
 
+#[utoipa::path(patch, path = "/api/v1/{app}/device/update-alias", tag = tags::NUEYNE, params(AppParam),
+    security(("bearer" = []), ("nueyne_form" = [])), request_body = UpdateAliasBody,
+    responses((status = 200, body = NueyneDevice),
+        (status = 401, description = "Not authorized user", body = Detail),
+        (status = 404, description = "Not Found Device", body = Detail),
+        (status = 409, description = "Not Connected Device", body = Detail)))]
 pub async fn update_alias(
     State(state): State<AppState>,
     caller: Caller,
     Json(b): Json<UpdateAliasBody>,
-) -> Reply {
+) -> Reply<NueyneDevice> {
     let row = service::update_alias(
         &state.store,
         &meta(&caller),
@@ -411,13 +619,16 @@ pub async fn update_alias(
 /// A device's log text travels inside its treatment event; it must leave room for the rest.
 const MAX_LOG_DATA_BYTES: usize = 192 * 1024;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 pub struct DetailData {
+    /// ISO 8601 local time, e.g. `2024-12-05T14:06:47` (an offset is converted to UTC).
+    #[schema(value_type = TreatmentDate)]
     treatment_date: String,
     #[serde(default)]
     movement: Option<i64>,
-    /// v1 sends a string ("2"), v2 an integer or null.
+    /// 1–6, or null for a temporary record; v1 sends a string ("2"), v2 an integer.
     #[serde(default)]
+    #[schema(value_type = Option<FinishFlag>)]
     finish_flag: Option<Value>,
     last_intensity: i64,
     treatment_time: i64,
@@ -425,7 +636,7 @@ pub struct DetailData {
     log_data: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 pub struct DevlogItem {
     real_user_id: i64,
     device_id: i64,
@@ -436,7 +647,7 @@ pub struct DevlogItem {
     log_file_id: Option<i64>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 pub struct DevlogV2 {
     log_arrays: Vec<DevlogItem>,
 }
@@ -507,7 +718,11 @@ fn entries(items: Vec<DevlogItem>) -> Result<Vec<DevlogEntry>, ApiError> {
         .collect()
 }
 
-async fn save_devlog(state: &AppState, caller: &Caller, items: Vec<DevlogItem>) -> Reply {
+async fn save_devlog(
+    state: &AppState,
+    caller: &Caller,
+    items: Vec<DevlogItem>,
+) -> Reply<StatusMessage> {
     let entries = entries(items)?;
     let finished =
         service::upload_devlog(&state.store, &meta(caller), caller.account_id, &entries).await?;
@@ -516,37 +731,70 @@ async fn save_devlog(state: &AppState, caller: &Caller, items: Vec<DevlogItem>) 
     } else {
         "Temp devlog saved successfully"
     };
-    Ok(Json(json!({"statusCode": 200, "message": message})))
+    Ok(Json(StatusMessage::ok(message)))
 }
 
-pub async fn devlog_v1(
+/// Addnox v1: a bare array of logs, one transaction.
+#[utoipa::path(post, path = "/api/v1/addnox/device/devlog", tag = tags::NUEYNE,
+    security(("bearer" = []), ("nueyne_form" = [])), request_body = Vec<DevlogItem>,
+    responses((status = 200, body = StatusMessage), (status = 401, description = "Not authorized user", body = Detail),
+        (status = 404, description = "Not Found User / Not Found Device", body = Detail),
+        (status = 409, description = "Not Connected Device", body = Detail)))]
+pub async fn devlog_v1_addnox(
     State(state): State<AppState>,
     caller: Caller,
     Json(items): Json<Vec<DevlogItem>>,
-) -> Reply {
+) -> Reply<StatusMessage> {
     save_devlog(&state, &caller, items).await
 }
 
+/// The Lux app sends the v2 `{log_arrays}` body on its v1 path.
+#[utoipa::path(post, path = "/api/v1/lux/device/devlog", tag = tags::NUEYNE,
+    security(("bearer" = []), ("nueyne_form" = [])), request_body = DevlogV2,
+    responses((status = 200, body = StatusMessage), (status = 401, description = "Not authorized user", body = Detail),
+        (status = 404, description = "Not Found User / Not Found Device", body = Detail),
+        (status = 409, description = "Not Connected Device", body = Detail)))]
+pub async fn devlog_v1_lux(
+    State(state): State<AppState>,
+    caller: Caller,
+    Json(body): Json<DevlogV2>,
+) -> Reply<StatusMessage> {
+    save_devlog(&state, &caller, body.log_arrays).await
+}
+
+/// `finish_flag` null starts or updates the temporary record (`Temp devlog saved
+/// successfully`); 1–6 completes it, the rest are new logs (`Devlog saved successfully`).
+#[utoipa::path(post, path = "/api/v2/{app}/device/devlog", tag = tags::NUEYNE, params(AppParam),
+    security(("bearer" = []), ("nueyne_form" = [])), request_body = DevlogV2,
+    responses((status = 200, body = StatusMessage), (status = 401, description = "Not authorized user", body = Detail),
+        (status = 404, description = "Not Found User / Not Found Device", body = Detail),
+        (status = 409, description = "Not Connected Device / Update Device Log Failed", body = Detail)))]
 pub async fn devlog_v2(
     State(state): State<AppState>,
     caller: Caller,
     Json(body): Json<DevlogV2>,
-) -> Reply {
+) -> Reply<StatusMessage> {
     save_devlog(&state, &caller, body.log_arrays).await
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 pub struct MovementBody {
     real_user_id: i64,
     device_id: i64,
+    #[schema(value_type = Vec<MovementSampleDoc>)]
     movement_data: Vec<MovementSample>,
 }
 
+#[utoipa::path(post, path = "/api/v1/{app}/device/movement", tag = tags::NUEYNE, params(AppParam),
+    security(("bearer" = []), ("nueyne_form" = [])), request_body = MovementBody,
+    responses((status = 200, body = StatusMessage), (status = 401, description = "Not authorized user", body = Detail),
+        (status = 404, description = "Not Found User / Not Found Device", body = Detail),
+        (status = 409, description = "Not Connected Device", body = Detail)))]
 pub async fn movement(
     State(state): State<AppState>,
     caller: Caller,
     Json(b): Json<MovementBody>,
-) -> Reply {
+) -> Reply<StatusMessage> {
     service::record_movement(
         &state.store,
         &meta(&caller),
@@ -556,23 +804,32 @@ pub async fn movement(
         &b.movement_data,
     )
     .await?;
-    Ok(Json(
-        json!({"statusCode": 200, "message": "Movement log saved successfully"}),
-    ))
+    Ok(Json(StatusMessage::ok("Movement log saved successfully")))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ChartParams {
     real_user_id: i64,
+    /// 0 = the 7 days, 1 = the 30 days ending on `current_date`.
+    #[param(minimum = 0, maximum = 1)]
     select_mode: i64,
+    /// `yyyy-mm-dd`, or a date-time whose date is taken.
+    #[param(value_type = CurrentDate, inline)]
     current_date: String,
 }
 
+/// Per day: summed treatment time and movement, mean intensity.
+#[utoipa::path(get, path = "/api/v1/{app}/chart/recent", tag = tags::NUEYNE, params(AppParam, ChartParams),
+    security(("bearer" = []), ("nueyne_form" = [])),
+    responses((status = 200, body = ChartReply),
+        (status = 400, description = "Invalid mode", body = Detail),
+        (status = 401, description = "Not authorized user", body = Detail)))]
 pub async fn chart_recent(
     State(state): State<AppState>,
     caller: Caller,
     Query(q): Query<ChartParams>,
-) -> Reply {
+) -> Reply<ChartReply> {
     let days = match q.select_mode {
         0 => 7,
         1 => 30,
@@ -583,11 +840,7 @@ pub async fn chart_recent(
             ))
         }
     };
-    let end = NaiveDate::parse_from_str(
-        q.current_date.get(..10).unwrap_or(&q.current_date),
-        "%Y-%m-%d",
-    )
-    .map_err(|_| {
+    let end = parse_current_date(&q.current_date).ok_or_else(|| {
         ApiError::validation(
             NS,
             &["query", "current_date"],
@@ -615,16 +868,86 @@ pub async fn chart_recent(
         time_sum += time;
         intensity_sum += round1(*intensity);
         movement_sum += movement;
-        time_data.push(json!({"treatment_date": day, "treatment_time": time}));
-        intensity_data.push(json!({"treatment_date": day, "last_intensity": round1(*intensity)}));
-        movement_data.push(json!({"treatment_date": day, "movement": movement}));
+        time_data.push(DayTime {
+            treatment_date: day.clone(),
+            treatment_time: *time,
+        });
+        intensity_data.push(DayIntensity {
+            treatment_date: day.clone(),
+            last_intensity: round1(*intensity),
+        });
+        movement_data.push(DayMovement {
+            treatment_date: day,
+            movement: *movement,
+        });
     }
-    Ok(Json(json!({
-        "treatment_time_data": time_data,
-        "treatment_intensity_data": intensity_data,
-        "movement_data": movement_data,
-        "avg_treatment_time": round1(time_sum as f64 / n),
-        "avg_treatment_intensity": round1(intensity_sum / n),
-        "avg_movement": round1(movement_sum as f64 / n),
-    })))
+    Ok(Json(ChartReply {
+        treatment_time_data: time_data,
+        treatment_intensity_data: intensity_data,
+        movement_data,
+        avg_treatment_time: round1(time_sum as f64 / n),
+        avg_treatment_intensity: round1(intensity_sum / n),
+        avg_movement: round1(movement_sum as f64 / n),
+    }))
 }
+
+/// `finish_flag` as the apps send it: 1–6 as an integer or a string, or null / "".
+pub struct FinishFlag;
+
+impl utoipa::PartialSchema for FinishFlag {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        crate::openapi::schema_from_json(serde_json::json!({
+            "oneOf": [
+                {"type": "integer", "minimum": 1, "maximum": 6},
+                {"type": "string", "pattern": "^\\s*([1-6]|)\\s*$"}
+            ]
+        }))
+    }
+}
+
+impl ToSchema for FinishFlag {}
+
+/// `current_date` as the app sends it: a date, or a date-time (its date is the day).
+fn parse_current_date(raw: &str) -> Option<NaiveDate> {
+    let raw = raw.trim();
+    NaiveDate::parse_from_str(raw, "%Y-%m-%d")
+        .ok()
+        .or_else(|| parse_treatment_date(raw).map(|t| t.date()))
+}
+
+/// A treatment date: RFC 3339, or an ISO 8601 local date-time without an offset.
+pub struct TreatmentDate;
+
+impl utoipa::PartialSchema for TreatmentDate {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        crate::openapi::schema_from_json(serde_json::json!({
+            "anyOf": [
+                {"type": "string", "format": "date-time"},
+                {"type": "string", "pattern": LOCAL_DATE_TIME}
+            ]
+        }))
+    }
+}
+
+impl ToSchema for TreatmentDate {}
+
+/// `yyyy-mm-dd` or a date-time.
+pub struct CurrentDate;
+
+impl utoipa::PartialSchema for CurrentDate {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        crate::openapi::schema_from_json(serde_json::json!({
+            "anyOf": [
+                {"type": "string", "format": "date"},
+                {"type": "string", "format": "date-time"}
+            ]
+        }))
+    }
+}
+
+impl ToSchema for CurrentDate {}
+
+/// A local date-time `yyyy-mm-ddThh:mm:ss[.f]` (also with a space), days 01–28 so every match
+/// is a real date; the server takes any real one.
+const LOCAL_DATE_TIME: &str =
+    r"^\d{4}-(0[1-9]|1[0-2])-(0[1-9]|1\d|2[0-8])[T ]([01]\d|2[0-3]):[0-5]\d:[0-5]\d(\.\d{1,9})?$";

@@ -297,7 +297,8 @@ async fn stage_patient_removal(
     let mut patient_events = Vec::new();
     if let Some(device_id) = patient.device_id {
         let (device, device_version) = load_device(uow, device_id).await?;
-        if device.real_user_id == Some(patient_id) {
+        // A deleted device has nothing left to release; the patient still goes.
+        if device.is_live() && device.real_user_id == Some(patient_id) {
             let (device_events, mut released) = pairing::decide_disconnect(&device, patient, now)?;
             uow.stage(
                 &DeviceEvent::stream_id(device_id),

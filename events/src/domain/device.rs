@@ -80,8 +80,23 @@ pub struct DeviceChanges {
     pub group_id: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub owner_id: Option<i64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub description: Option<String>,
+    /// `Some(None)` clears it (stored as `null`; absent leaves it).
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "present"
+    )]
+    pub description: Option<Option<String>>,
+}
+
+/// A field that is present (even as `null`) is `Some`; serde's `default` makes an absent one
+/// `None`. Lets a partial update tell "clear it" from "leave it".
+pub fn present<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(d).map(Some)
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

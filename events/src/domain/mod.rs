@@ -16,7 +16,7 @@ pub use alerting::{
     alert_stream_key, AlertEvent, AlertRuleChanges, AlertRuleEvent, AlertRuleSpec, Condition,
     Notification, Severity,
 };
-pub use device::{DeviceChanges, DeviceEvent, DeviceLifecycle, DeviceSpec};
+pub use device::{present, DeviceChanges, DeviceEvent, DeviceLifecycle, DeviceSpec};
 pub use device_message::{DeviceChannel, DeviceMessageEvent, MAX_DEVICE_PAYLOAD_BYTES};
 pub use message::MessageEvent;
 pub use patient::{PatientChanges, PatientEvent, PatientProfile};

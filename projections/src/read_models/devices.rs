@@ -81,8 +81,9 @@ impl ReadModel for Devices {
                         .bind(&c.ip_address)
                         .bind(c.group_id)
                         .bind(c.owner_id)
-                        .bind(&c.description)
+                        .bind(c.description.clone().flatten())
                         .bind(updated_at)
+                        .bind(c.description.is_some())
                         .execute(&mut *conn)
                         .await?;
                 }
