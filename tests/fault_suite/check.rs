@@ -210,9 +210,13 @@ pub async fn converge(pool: &PgPool, within: Duration) -> Duration {
     let started = Instant::now();
     loop {
         let lags = lags(pool).await;
+        // The relay reads in (transaction id, position) order, so its last event need not have
+        // the largest position: at the end means nothing is after its checkpoint pair.
         let relay_at_end: bool = sqlx::query_scalar(
-            "SELECT coalesce((SELECT global_position FROM projection_checkpoints WHERE name = $1)
-                             = (SELECT max(global_position) FROM events), false)",
+            "SELECT EXISTS (SELECT 1 FROM projection_checkpoints c WHERE c.name = $1
+                AND NOT EXISTS (SELECT 1 FROM events e
+                    WHERE (e.transaction_id, e.global_position)
+                        > (c.transaction_id::text::xid8, c.global_position)))",
         )
         .bind(RELAY_NAME)
         .fetch_one(pool)
