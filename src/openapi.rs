@@ -99,7 +99,7 @@ pub const NUEYNE_FORM: &str = "nueyne_form";
         (name = "devices (seed 004)", description = "Django REST clients under /api/token/, /api/devices/ (DRF shapes)"),
     ),
     components(schemas(
-        Detail, ValidationError, ValidationItem, KoodtxError, JwtMsg, DrfError, DrfFieldErrors
+        Detail, ValidationError, ValidationItem, LocPart, KoodtxError, JwtMsg, DrfError, DrfFieldErrors
     )),
 )]
 pub struct ApiDoc;
@@ -118,12 +118,21 @@ pub struct ValidationError {
 
 #[derive(Serialize, ToSchema)]
 pub struct ValidationItem {
-    /// Where: `body`, `query` or `path`, then the field names.
-    pub loc: Vec<String>,
+    /// Where: `body`, `query` or `path`, then the field names (or, for a body that is not
+    /// JSON, the character offset where parsing failed).
+    pub loc: Vec<LocPart>,
     pub msg: String,
     #[serde(rename = "type")]
     #[schema(rename = "type")]
     pub kind: String,
+}
+
+/// One step of a validation location: a name, or an index / character offset.
+#[derive(Serialize, ToSchema)]
+#[serde(untagged)]
+pub enum LocPart {
+    Name(String),
+    Index(i64),
 }
 
 /// `{"error": "..."}` — KooDTX messages.

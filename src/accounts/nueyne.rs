@@ -268,7 +268,8 @@ pub struct PhoneBody {
     request_body = PhoneBody,
     responses((status = 200, body = bool, content_type = "application/json"),
         (status = 400, description = "Phone number is invalid", body = Detail),
-        (status = 409, description = "Phone number is already registered", body = Detail)))]
+        (status = 409, description = "Phone number is already registered", body = Detail),
+        (status = 429, description = "Too many verification requests; retry later (Retry-After)", body = Detail)))]
 pub async fn send_sms_auth(
     State(state): State<AppState>,
     ip: ClientIp,
