@@ -5,6 +5,7 @@ use crate::http::middleware;
 use crate::routes;
 use crate::state::AppState;
 use axum::Router;
+use socketioxide::layer::SocketIoLayer;
 use std::sync::Arc;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::cors::{AllowOrigin, CorsLayer};
@@ -26,7 +27,20 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     crate::openapi::document(doc)
 }
 
+/// Every namespace's routes behind the request middleware (no Socket.IO: tests drive it
+/// without a socket).
 pub fn router(state: AppState) -> Router {
+    build(state, None)
+}
+
+/// [`router`] with Socket.IO at `/socket.io/`, inside the request logging and CORS layers
+/// (the browser dashboard connects from the origins REST allows) and outside load shedding
+/// and body limits (its long-lived connections are not requests in flight).
+pub fn router_with_realtime(state: AppState, socket_io: SocketIoLayer) -> Router {
+    build(state, Some(socket_io))
+}
+
+fn build(state: AppState, socket_io: Option<SocketIoLayer>) -> Router {
     let cors = cors(&state.config.cors_origins);
     let (routes, doc) = api().split_for_parts();
     let doc = crate::openapi::document(doc);
@@ -45,6 +59,10 @@ pub fn router(state: AppState) -> Router {
         ))
         .layer(axum::middleware::from_fn(middleware::limit_body))
         .layer(axum::extract::DefaultBodyLimit::disable());
+    let router = match socket_io {
+        Some(layer) => router.layer(layer),
+        None => router,
+    };
     // Preflights are answered before shedding and body reads, and still logged.
     let router = match cors {
         Some(cors) => router.layer(cors),

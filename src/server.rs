@@ -79,7 +79,7 @@ pub async fn start(
     }
     let addr = listener.local_addr()?;
     let header_timeout = state.config.header_timeout;
-    let app = crate::app::router(state).layer(socket_layer);
+    let app = crate::app::router_with_realtime(state, socket_layer);
     let stopping = shutdown.clone();
     tokio::spawn(async move {
         tokio::select! {

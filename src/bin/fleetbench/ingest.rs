@@ -151,9 +151,15 @@ pub async fn run(database_url: &str) -> anyhow::Result<()> {
         sockets.push(socket);
     }
 
+    // Warm-up (consumer, partitions, caches, prepared statements), then each step starts from
+    // an empty backlog so one step's tail is not counted in the next.
+    println!("warming up…");
+    step(&pool, &client, &mut sockets, 1_000).await?;
+    drained(&pool, Duration::from_secs(60)).await?;
     let mut best = None;
     for rate in RATES {
         let outcome = step(&pool, &client, &mut sockets, rate).await?;
+        drained(&pool, Duration::from_secs(60)).await?;
         outcome.print(rate);
         if outcome.kept_up {
             best = Some(rate);
@@ -171,6 +177,24 @@ pub async fn run(database_url: &str) -> anyhow::Result<()> {
     running.stop().await;
     pool.close().await;
     crate::bench_db::drop(database_url, BENCH_DB).await
+}
+
+/// Waits until every message in `DEVICE_INGRESS` is a `temperature` row (bounded).
+async fn drained(pool: &PgPool, within: Duration) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let mut last = -1i64;
+    while started.elapsed() < within {
+        let rows: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM measurements WHERE metric = 'temperature'")
+                .fetch_one(pool)
+                .await?;
+        if rows == last {
+            return Ok(());
+        }
+        last = rows;
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+    Ok(())
 }
 
 /// The manager's access token.
