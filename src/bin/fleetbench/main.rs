@@ -3,6 +3,8 @@
 //! Each suite lives in its own module below and adds one match arm.
 
 mod append;
+#[cfg(feature = "peers")]
+mod peers;
 mod sync;
 mod therapy;
 
@@ -15,6 +17,8 @@ async fn main() -> anyhow::Result<()> {
         "append" => append::run(&database_url).await,
         "sync" => sync::run(&database_url).await,
         "therapy" => therapy::run(&database_url).await,
+        #[cfg(feature = "peers")]
+        "peers" => peers::run(&database_url).await,
         other => anyhow::bail!("unknown suite {other:?}; suites: append, sync, therapy"),
     }
 }
