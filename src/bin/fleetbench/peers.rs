@@ -7,12 +7,15 @@
 //! Workloads: a command on a fresh aggregate (load finds nothing, decide one event, commit) and
 //! a command on an existing stream of 10–100 events (seeded identically in both systems; each
 //! writer cycles through its own share of the streams so writers never conflict). 1 and 16
-//! writers. Every round measures raw, peer and fleetstream back to back for one phase each; the
-//! median round by ratio is reported, with every round's ratio, and the p99 command latency.
+//! writers. Every round measures raw, peer, fleetstream and fleetstream's transaction path (the
+//! one commands whose events feed an inline projection take) back to back for one phase each;
+//! the median round by fleetstream/peer is reported, with every round's ratios, and p99
+//! command latencies.
 
 use fleetstream::es::{Aggregate, EventStore};
 use fleetstream_events::store::{self, ExpectedVersion, NewEvent, StreamAppend};
-use fleetstream_events::EventMetadata;
+use fleetstream_events::{EventMetadata, StoredEvent};
+use fleetstream_projections::{Mode, Projection, ProjectionError};
 use serde::{Deserialize, Serialize};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::PgPool;
@@ -100,6 +103,34 @@ impl cqrs_es::Aggregate for PeerTicks {
 }
 
 type PeerCqrs = postgres_es::PostgresCqrs<PeerTicks>;
+
+/// An inline projection of the bench category that writes nothing: it sends the commands down
+/// the transaction path (BEGIN, load, `append_events`, COMMIT) that every command whose events
+/// feed an inline projection takes, so both paths are measured in the same run.
+struct InlineNothing;
+
+#[async_trait::async_trait]
+impl Projection for InlineNothing {
+    fn name(&self) -> &'static str {
+        "inline_nothing"
+    }
+    fn categories(&self) -> &'static [&'static str] {
+        &["peer"]
+    }
+    fn tables(&self) -> &'static [&'static str] {
+        &[]
+    }
+    fn mode(&self) -> Mode {
+        Mode::Inline
+    }
+    async fn apply(
+        &self,
+        _conn: &mut sqlx::PgConnection,
+        _events: &[StoredEvent],
+    ) -> Result<(), ProjectionError> {
+        Ok(())
+    }
+}
 
 /// postgres-es' documented table (its `db/init.sql`, without the optional snapshots).
 const PEER_SCHEMA: &str = "CREATE TABLE events (
@@ -197,12 +228,13 @@ async fn run_in(ours: PgConnectOptions, theirs: PgConnectOptions) -> anyhow::Res
     .fetch_one(&pool)
     .await?;
     println!(
-        "fleetbench peers — fleetstream vs cqrs-es 0.5 + postgres-es 0.5, synchronous_commit={} fsync={}, {PHASE:?} per phase, {ROUNDS} alternating rounds (raw, peer, fleetstream), median round by fleetstream/peer",
+        "fleetbench peers — fleetstream vs cqrs-es 0.5 + postgres-es 0.5, synchronous_commit={} fsync={}, {PHASE:?} per phase, {ROUNDS} alternating rounds (raw, peer, fleetstream, its transaction path), median round by fleetstream/peer",
         settings.0, settings.1
     );
     println!("{}", settings.2);
 
     let store_ = EventStore::new(pool.clone(), Vec::new());
+    let in_tx = EventStore::new(pool.clone(), vec![Arc::new(InlineNothing)]);
     let peer = Arc::new(postgres_es::postgres_cqrs::<PeerTicks>(
         peer_pool.clone(),
         Vec::new(),
@@ -227,7 +259,17 @@ async fn run_in(ours: PgConnectOptions, theirs: PgConnectOptions) -> anyhow::Res
                     move |w, i| fleet_command(store_.clone(), target(workload, writers, w, i))
                 })
                 .await?;
-                rounds.push(Round { raw, theirs, fleet });
+                let fleet_tx = measure(writers, {
+                    let store_ = in_tx.clone();
+                    move |w, i| fleet_command(store_.clone(), target(workload, writers, w, i))
+                })
+                .await?;
+                rounds.push(Round {
+                    raw,
+                    theirs,
+                    fleet,
+                    fleet_tx,
+                });
             }
             report(writers, workload, rounds);
         }
@@ -300,6 +342,8 @@ struct Round {
     raw: Rate,
     theirs: Rate,
     fleet: Rate,
+    /// The same commands down the transaction path (an inline projection reads them).
+    fleet_tx: Rate,
 }
 
 impl Round {
@@ -333,6 +377,18 @@ fn report(writers: usize, workload: Workload, mut rounds: Vec<Round>) {
         all.join(" "),
         m.fleet.per_sec / m.raw.per_sec,
         raw_ratios.join(" "),
+    );
+    let tx_ratios: Vec<String> = rounds
+        .iter()
+        .map(|r| format!("{:.2}", r.fleet_tx.per_sec / r.theirs.per_sec))
+        .collect();
+    println!(
+        "{:>38} transaction path (inline projection) {:>7.0}/s p99 {:>5.1} ms = {:.2}× postgres-es (rounds {})",
+        "",
+        m.fleet_tx.per_sec,
+        ms(m.fleet_tx.p99),
+        m.fleet_tx.per_sec / m.theirs.per_sec,
+        tx_ratios.join(" "),
     );
 }
 
