@@ -274,6 +274,7 @@ async fn run_in(ours: PgConnectOptions, theirs: PgConnectOptions) -> anyhow::Res
             report(writers, workload, rounds);
         }
     }
+    index_costs(&pool).await?;
     let lengths: (i64, i64) = sqlx::query_as(
         "SELECT min(n), max(n) FROM (SELECT count(*) AS n FROM events WHERE category = 'peer' \
          AND stream_id LIKE 'peer-s%' GROUP BY stream_id) AS s",
@@ -457,5 +458,101 @@ async fn fleet_command(store_: EventStore, id: String) -> anyhow::Result<()> {
         })
         .await
         .map_err(|err| anyhow::anyhow!("fleetstream: {err}"))?;
+    Ok(())
+}
+
+/// The indexes of `events` (migration 0001), each a statement on a copy named `{t}`.
+const INDEXES: [(&str, &str); 5] = [
+    (
+        "primary key (global_position)",
+        "ALTER TABLE {t} ADD PRIMARY KEY (global_position)",
+    ),
+    ("unique event_id", "ALTER TABLE {t} ADD UNIQUE (event_id)"),
+    (
+        "unique (stream_id, stream_version)",
+        "ALTER TABLE {t} ADD UNIQUE (stream_id, stream_version)",
+    ),
+    (
+        "events_reader_idx",
+        "CREATE INDEX ON {t} (transaction_id, global_position)",
+    ),
+    (
+        "events_category_idx",
+        "CREATE INDEX ON {t} (category, transaction_id, global_position)",
+    ),
+];
+
+/// What each index of `events` costs a single-row INSERT+commit at 16 connections: copies of
+/// the table (columns, defaults, the generated category) with all five indexes and with each
+/// one left out, measured in alternating rounds; the median round is reported.
+async fn index_costs(pool: &PgPool) -> anyhow::Result<()> {
+    let variants: Vec<(String, String)> = (0..=INDEXES.len())
+        .map(|left_out| {
+            let name = format!("idx_events_{left_out}");
+            let mut ddl = format!(
+                "CREATE TABLE {name} (LIKE events INCLUDING DEFAULTS INCLUDING GENERATED INCLUDING IDENTITY);"
+            );
+            for (i, (_, statement)) in INDEXES.iter().enumerate() {
+                if i != left_out {
+                    ddl.push_str(&statement.replace("{t}", &name));
+                    ddl.push(';');
+                }
+            }
+            (name, ddl)
+        })
+        .collect();
+    for (_, ddl) in &variants {
+        sqlx::raw_sql(ddl).execute(pool).await?;
+    }
+    let mut rounds: Vec<Vec<f64>> = Vec::new();
+    for _ in 0..ROUNDS {
+        let mut round = Vec::new();
+        for (table, _) in &variants {
+            let table = table.clone();
+            let rate = measure(16, {
+                let pool = pool.clone();
+                move |_, _| insert_into(pool.clone(), table.clone())
+            })
+            .await?;
+            round.push(rate.per_sec);
+        }
+        rounds.push(round);
+    }
+    let all = INDEXES.len();
+    println!("index costs: single-row INSERT+commit, 16 connections, into copies of events (median of {ROUNDS} alternating rounds)");
+    for (left_out, (label, _)) in INDEXES.iter().enumerate() {
+        let mut ratios: Vec<f64> = rounds.iter().map(|r| r[left_out] / r[all]).collect();
+        ratios.sort_by(f64::total_cmp);
+        let mut rates: Vec<f64> = rounds.iter().map(|r| r[left_out]).collect();
+        rates.sort_by(f64::total_cmp);
+        println!(
+            "  without {label:<36} {:>7.0} rows/s = {:.2}× all five (rounds {})",
+            rates[rates.len() / 2],
+            ratios[ratios.len() / 2],
+            ratios
+                .iter()
+                .map(|r| format!("{r:.2}"))
+                .collect::<Vec<_>>()
+                .join(" ")
+        );
+    }
+    let mut rates: Vec<f64> = rounds.iter().map(|r| r[all]).collect();
+    rates.sort_by(f64::total_cmp);
+    println!("  with all five {:>45.0} rows/s", rates[rates.len() / 2]);
+    Ok(())
+}
+
+async fn insert_into(pool: PgPool, table: String) -> anyhow::Result<()> {
+    let mut tx = pool.begin().await?;
+    sqlx::query(&format!(
+        "INSERT INTO {table} (stream_id, stream_version, event_id, event_type, schema_version, data, metadata)
+         VALUES ($1, 1, $2, 'Ticked', 1, $3, '{{}}')"
+    ))
+    .bind(format!("peer-{}", Uuid::now_v7().simple()))
+    .bind(Uuid::now_v7())
+    .bind(serde_json::json!({ "by": 1 }))
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
     Ok(())
 }
