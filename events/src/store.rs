@@ -233,7 +233,7 @@ pub async fn append_alone(
 
 /// The last guard of the bound on one event: commands split what clients make large, and
 /// anything that still comes out too big is refused here, before the log or the bus sees it.
-fn check_sizes(streams: &[StreamAppend]) -> Result<(), AppendError> {
+pub(crate) fn check_sizes(streams: &[StreamAppend]) -> Result<(), AppendError> {
     for stream in streams {
         for event in &stream.events {
             let bytes = crate::encoded_len(&event.data)
