@@ -407,12 +407,18 @@ pub async fn load<E: DomainEvent, S>(
     mut state: S,
     evolve: impl Fn(&mut S, &E),
 ) -> Result<(S, i64), LoadError> {
-    let events = read_stream(conn, stream_id, 1).await?;
+    // Only what a fold reads: the log's other columns (metadata above all) cost transfer and
+    // parsing on every command.
+    let rows: Vec<(i64, String, i32, Value)> =
+        sqlx::query_as(include_str!("../sql/load_stream.sql"))
+            .bind(stream_id)
+            .fetch_all(conn)
+            .await?;
     let mut version = 0;
-    for stored in &events {
-        let event = E::decode(&stored.event_type, stored.schema_version, &stored.data)?;
+    for (stream_version, event_type, schema_version, data) in &rows {
+        let event = E::decode(event_type, *schema_version, data)?;
         evolve(&mut state, &event);
-        version = stored.stream_version;
+        version = *stream_version;
     }
     Ok((state, version))
 }
