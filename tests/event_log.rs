@@ -59,14 +59,17 @@ async fn event_count(pool: &PgPool) -> i64 {
         .unwrap()
 }
 
-/// Waits (bounded) until a session of this database waits for an advisory lock: the second
-/// writer is then provably queued behind the first.
+/// Waits (bounded) until a session of this database waits for a lock: the second writer is
+/// then provably queued behind the first — on the stream's advisory lock (`append_events`) or
+/// on the first writer's transaction, whose row holds the version it wants (`append_alone`).
 async fn wait_for_lock_waiter(pool: &PgPool) {
     let waiting = async {
         loop {
             let n: i64 = sqlx::query_scalar(
-                "SELECT count(*) FROM pg_locks l JOIN pg_database d ON d.oid = l.database
-                 WHERE l.locktype = 'advisory' AND NOT l.granted AND d.datname = current_database()",
+                "SELECT count(*) FROM pg_locks l
+                 JOIN pg_stat_activity a ON a.pid = l.pid
+                 WHERE l.locktype IN ('advisory', 'transactionid') AND NOT l.granted
+                   AND a.datname = current_database()",
             )
             .fetch_one(pool)
             .await

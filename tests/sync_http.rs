@@ -447,20 +447,39 @@ async fn cursor_flow_resumes_after_the_newest_change(pool: sqlx::PgPool) {
     }
     // a page smaller than the result: the cursor still marks the newest change of all
     let first = pull(&ctx, json!({"page_size": 1})).await;
-    let cursor = first.body["next_cursor"].as_str().unwrap().to_owned();
-    let nothing = pull(&ctx, json!({"cursor": cursor})).await;
+    let mut cursor = first.body["next_cursor"].as_str().unwrap().to_owned();
+    // The cursor may stay behind the newest change while an older transaction anywhere in the
+    // cluster is in flight (never-skip rule, see `sync::read::next_cursor`); once none is, a
+    // pull from it is empty and keeps it.
+    let mut tries = 0;
+    let nothing = loop {
+        let r = pull(&ctx, json!({"cursor": cursor})).await;
+        tries += 1;
+        if r.body["total"] == 0 || tries == 200 {
+            break r;
+        }
+        cursor = r.body["next_cursor"].as_str().unwrap().to_owned();
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
     assert_eq!(nothing.body["total"], 0);
     assert_eq!(nothing.body["next_cursor"], cursor.as_str());
     push(&ctx, "s-1", samples("gps", 100, 1, 1.0)).await;
     // the cursor wins over a last_sync_time far in the future
-    let delta = pull(
-        &ctx,
-        json!({"cursor": cursor, "last_sync_time": "2999-01-01T00:00:00Z"}),
-    )
-    .await;
-    assert_eq!(delta.body["total"], 1);
-    assert_eq!(delta.body["sessions"][0]["session_id"], "s-1");
-    assert_ne!(delta.body["next_cursor"], cursor.as_str());
+    // (and, once no older transaction is in flight, its next_cursor passes the change)
+    for tries in 1.. {
+        let delta = pull(
+            &ctx,
+            json!({"cursor": cursor, "last_sync_time": "2999-01-01T00:00:00Z"}),
+        )
+        .await;
+        assert_eq!(delta.body["total"], 1);
+        assert_eq!(delta.body["sessions"][0]["session_id"], "s-1");
+        if delta.body["next_cursor"] != cursor.as_str() {
+            break;
+        }
+        assert!(tries < 200, "the cursor never passed the change");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
     for bad in [json!("garbage"), json!(12)] {
         let r = pull(&ctx, json!({"cursor": bad})).await;
         assert_eq!(
@@ -753,4 +772,123 @@ async fn schema_1_sample_events_decode_and_rebuild_to_the_same_rows(pool: sqlx::
         .await
         .unwrap();
     assert_eq!(rows(pool.clone()).await, before);
+}
+
+/// Pushes of one account run concurrently, so a push can commit after a newer position is
+/// already visible. Push A is held open (appended and projected, not committed) while push B
+/// to another session of the same account commits; a pull meanwhile sees B, and its cursor
+/// must stay behind A so that the pull after A commits returns A.
+#[sqlx::test(migrator = "fleetstream::db::MIGRATOR")]
+async fn a_pull_cursor_never_skips_a_push_still_in_flight(pool: sqlx::PgPool) {
+    let ctx = setup(pool.clone()).await;
+    let account_id: i64 = sqlx::query_scalar("SELECT id FROM accounts WHERE email = $1")
+        .bind("sync@example.com")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    let start = pull(&ctx, json!({})).await;
+    let cursor0 = start.body["next_cursor"].as_str().unwrap().to_owned();
+
+    let held = fleetstream::sync::domain::PushRecording {
+        account_id,
+        session: fleetstream::sync::domain::SessionInput {
+            session_id: "s-held".into(),
+            start_time: fleetstream::sync::now(),
+            end_time: None,
+            is_active: None,
+            enabled_sensors: None,
+            sample_rate: Some(100),
+            notes: None,
+        },
+        samples: Vec::new(),
+        rejected: 0,
+        bytes: 0,
+        sync_log_id: 0,
+        now: fleetstream::sync::now(),
+    };
+    let (open, _) = fleetstream::sync::push_uncommitted(
+        &ctx.state.store,
+        fleetstream_events::EventMetadata::default(),
+        held,
+    )
+    .await
+    .unwrap();
+
+    // B commits while A is open; without the account lock it does not wait for A.
+    let b = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        push(&ctx, "s-later", samples("gps", 1, 3, 0.5)),
+    )
+    .await
+    .expect("a push of the same account waited for another session's push");
+    assert_eq!(b.status, 200, "{}", b.text);
+    let (a_xid, b_xid): (Option<i64>, i64) = sqlx::query_as(
+        "SELECT (SELECT max(transaction_id::text::bigint) FROM events WHERE stream_id = 'recording-s-held'), \
+                (SELECT max(transaction_id::text::bigint) FROM events WHERE stream_id = 'recording-s-later')",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    // A's events are not visible yet; its id is read back after the commit below.
+    assert_eq!(a_xid, None);
+
+    let during = pull(&ctx, json!({"cursor": cursor0})).await;
+    assert_eq!(during.status, 200, "{}", during.text);
+    let seen: Vec<&str> = during.body["sessions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["session_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(seen, ["s-later"], "B is visible while A is in flight");
+    let cursor1 = during.body["next_cursor"].as_str().unwrap().to_owned();
+
+    open.commit::<fleetstream::sync::domain::SyncError>()
+        .await
+        .unwrap();
+    let a_xid: i64 = sqlx::query_scalar(
+        "SELECT max(transaction_id::text::bigint) FROM events WHERE stream_id = 'recording-s-held'",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert!(
+        a_xid < b_xid,
+        "A took its transaction id first and committed last"
+    );
+
+    let after = pull(&ctx, json!({"cursor": cursor1})).await;
+    assert_eq!(after.status, 200, "{}", after.text);
+    let seen: Vec<&str> = after.body["sessions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["session_id"].as_str().unwrap())
+        .collect();
+    assert!(
+        seen.contains(&"s-held"),
+        "the pull after A commits returns A, got {seen:?}"
+    );
+    // Once no older transaction is in flight the cursor passes both, and a pull is empty.
+    let cursor2 = after.body["next_cursor"].as_str().unwrap().to_owned();
+    assert_eq!(pull_until_empty(&ctx, cursor2).await, 0);
+}
+
+/// Pulls from `cursor` until a pull returns nothing (bounded); returns how many sessions the
+/// last pull returned. The cursor stays behind every transaction older than a change that is
+/// still in flight — any in the cluster, e.g. another test's — and the changes at or after it
+/// come again until it passes them.
+async fn pull_until_empty(ctx: &Ctx, mut cursor: String) -> usize {
+    for _ in 0..200 {
+        let r = pull(ctx, json!({"cursor": cursor})).await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        let n = r.body["sessions"].as_array().unwrap().len();
+        if n == 0 {
+            return 0;
+        }
+        cursor = r.body["next_cursor"].as_str().unwrap().to_owned();
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let r = pull(ctx, json!({"cursor": cursor})).await;
+    r.body["sessions"].as_array().unwrap().len()
 }

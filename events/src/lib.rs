@@ -5,6 +5,8 @@
 mod domain;
 mod envelope;
 #[cfg(feature = "store")]
+pub mod group;
+#[cfg(feature = "store")]
 pub mod notify;
 mod size;
 #[cfg(feature = "store")]

@@ -164,9 +164,76 @@ pub async fn append_owned(
     Ok(stored)
 }
 
+/// Position, version, id, transaction id and time of one event `append_stream.sql` wrote.
+type AloneRow = (i64, i64, Uuid, i64, DateTime<Utc>);
+
+/// Appends to one stream as a transaction of its own: `conn` must not be inside one, since the
+/// statement commits. For writers whose events feed no inline projection; one round trip
+/// (`append_stream.sql`) instead of BEGIN, `append_events` and COMMIT. A version or id already
+/// taken falls back to [`append_owned`] (its own transaction too), so the answer — a typed
+/// conflict, an idempotent no-op, a partial duplicate — is exactly `append_events`' one.
+pub async fn append_alone(
+    conn: &mut PgConnection,
+    stream: StreamAppend,
+) -> Result<Vec<StoredEvent>, AppendError> {
+    let base = match stream.expected {
+        ExpectedVersion::NoStream => 0,
+        ExpectedVersion::Exact(version) => version,
+        // The version to write after is unknown: the function reads it under its lock.
+        ExpectedVersion::Any => return append_owned(conn, vec![stream]).await,
+    };
+    check_sizes(std::slice::from_ref(&stream))?;
+    let mut columns = Columns::with_capacity(1, stream.events.len());
+    columns.push_stream(&stream);
+    let rows: Result<Vec<AloneRow>, sqlx::Error> =
+        sqlx::query_as(include_str!("../sql/append_stream.sql"))
+            .bind(&stream.stream_id)
+            .bind(base)
+            .bind(&columns.event_ids)
+            .bind(&columns.event_types)
+            .bind(&columns.schema_versions)
+            .bind(&columns.data)
+            .bind(&columns.metadata)
+            .fetch_all(&mut *conn)
+            .await;
+    drop(columns);
+    let rows = match rows {
+        Ok(rows) => rows,
+        Err(err)
+            if is_unique_violation(&err, "events_stream_version_key")
+                || is_unique_violation(&err, "events_event_id_key") =>
+        {
+            return append_owned(conn, vec![stream]).await;
+        }
+        Err(err) => return Err(AppendError::Database(err)),
+    };
+    metrics::counter!("fleet_events_appended_total").increment(rows.len() as u64);
+    Ok(rows
+        .into_iter()
+        .zip(stream.events)
+        .map(
+            |((global_position, stream_version, event_id, transaction_id, recorded_at), event)| {
+                debug_assert_eq!(event_id, event.event_id);
+                StoredEvent {
+                    global_position,
+                    transaction_id,
+                    stream_id: stream.stream_id.clone(),
+                    stream_version,
+                    event_id,
+                    event_type: event.event_type,
+                    schema_version: event.schema_version,
+                    data: event.data,
+                    metadata: event.metadata,
+                    recorded_at,
+                }
+            },
+        )
+        .collect())
+}
+
 /// The last guard of the bound on one event: commands split what clients make large, and
 /// anything that still comes out too big is refused here, before the log or the bus sees it.
-fn check_sizes(streams: &[StreamAppend]) -> Result<(), AppendError> {
+pub(crate) fn check_sizes(streams: &[StreamAppend]) -> Result<(), AppendError> {
     for stream in streams {
         for event in &stream.events {
             let bytes = crate::encoded_len(&event.data)
@@ -351,12 +418,18 @@ pub async fn load<E: DomainEvent, S>(
     mut state: S,
     evolve: impl Fn(&mut S, &E),
 ) -> Result<(S, i64), LoadError> {
-    let events = read_stream(conn, stream_id, 1).await?;
+    // Only what a fold reads: the log's other columns (metadata above all) cost transfer and
+    // parsing on every command.
+    let rows: Vec<(i64, String, i32, Value)> =
+        sqlx::query_as(include_str!("../sql/load_stream.sql"))
+            .bind(stream_id)
+            .fetch_all(conn)
+            .await?;
     let mut version = 0;
-    for stored in &events {
-        let event = E::decode(&stored.event_type, stored.schema_version, &stored.data)?;
+    for (stream_version, event_type, schema_version, data) in &rows {
+        let event = E::decode(event_type, *schema_version, data)?;
         evolve(&mut state, &event);
-        version = stored.stream_version;
+        version = *stream_version;
     }
     Ok((state, version))
 }

@@ -1,10 +1,11 @@
 use super::{Aggregate, MAX_CONFLICT_RETRIES};
+use fleetstream_events::group::GroupAppender;
 use fleetstream_events::notify::AppendNotifier;
 use fleetstream_events::store::{
     self, AppendError, ExpectedVersion, LoadError, NewEvent, StreamAppend,
 };
 use fleetstream_events::{DomainEvent, EventMetadata, StoredEvent};
-use fleetstream_projections::{apply_inline, Projection, ProjectionError};
+use fleetstream_projections::{apply_inline, Mode, Projection, ProjectionError};
 use sqlx::{PgConnection, PgPool, Postgres, Transaction};
 use std::sync::Arc;
 use tracing::Instrument;
@@ -15,6 +16,7 @@ pub struct EventStore {
     pub pool: PgPool,
     projections: Arc<Vec<Arc<dyn Projection>>>,
     notifier: AppendNotifier,
+    group: GroupAppender,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -90,6 +92,7 @@ impl EventStore {
     pub fn new(pool: PgPool, projections: Vec<Arc<dyn Projection>>) -> Self {
         Self {
             notifier: AppendNotifier::new(pool.clone()),
+            group: GroupAppender::new(pool.clone()),
             pool,
             projections: Arc::new(projections),
         }
@@ -105,6 +108,7 @@ impl EventStore {
         Ok(UnitOfWork {
             tx: self.pool.begin().await?,
             staged: Vec::new(),
+            written: Vec::new(),
             metadata: super::context::complete(metadata),
             projections: self.projections.clone(),
             notifier: self.notifier.clone(),
@@ -125,6 +129,16 @@ impl EventStore {
     {
         let stream_id = A::Event::stream_id(id);
         let span = tracing::info_span!("command", stream = %stream_id);
+        let inline = self
+            .projections
+            .iter()
+            .any(|p| p.mode() == Mode::Inline && p.categories().contains(&A::Event::CATEGORY));
+        if !inline {
+            return self
+                .execute_alone(stream_id, metadata, decide)
+                .instrument(span)
+                .await;
+        }
         async {
             let mut attempt = 0;
             loop {
@@ -154,10 +168,67 @@ impl EventStore {
     }
 }
 
+impl EventStore {
+    /// [`EventStore::execute`] for a stream no inline projection reads: the load outside any
+    /// transaction (the expected version catches a writer in between, as a conflict) and the
+    /// append group-committed with concurrent commands' (`GroupAppender`; alone it is one
+    /// self-committing statement) — two round trips instead of four, and one commit for many.
+    /// `decide` runs in the caller's task: its error or panic never reaches a neighbour.
+    async fn execute_alone<A, E>(
+        &self,
+        stream_id: String,
+        metadata: EventMetadata,
+        decide: impl Fn(&A) -> Result<Vec<A::Event>, E>,
+    ) -> Result<(A, Vec<StoredEvent>), CommandError<E>>
+    where
+        A: Aggregate,
+    {
+        let metadata = super::context::complete(metadata);
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let (mut state, version) = {
+                let mut conn = self.pool.acquire().await?;
+                store::load::<A::Event, A>(&mut conn, &stream_id, A::default(), A::evolve).await?
+            };
+            let events = decide(&state).map_err(CommandError::Domain)?;
+            if events.is_empty() {
+                return Ok((state, Vec::new()));
+            }
+            for event in &events {
+                state.evolve(event);
+            }
+            let append = StreamAppend {
+                stream_id: stream_id.clone(),
+                expected: ExpectedVersion::from_loaded(version),
+                events: events
+                    .iter()
+                    .map(|e| NewEvent::from_domain(e, &metadata))
+                    .collect(),
+            };
+            match self.group.append(append).await {
+                Err(AppendError::Conflict { .. }) if attempt <= MAX_CONFLICT_RETRIES => {
+                    tracing::debug!(attempt, "version conflict; deciding again");
+                }
+                Err(err) => return Err(err.into()),
+                Ok(stored) => {
+                    if !stored.is_empty() {
+                        self.notifier.appended();
+                        log_commit(&stored);
+                    }
+                    return Ok((state, stored));
+                }
+            }
+        }
+    }
+}
+
 /// One transaction spanning any number of streams: load, stage, commit all or nothing.
 pub struct UnitOfWork {
     tx: Transaction<'static, Postgres>,
     staged: Vec<StreamAppend>,
+    /// Appended by [`UnitOfWork::flush`], not yet committed.
+    written: Vec<StoredEvent>,
     metadata: EventMetadata,
     projections: Arc<Vec<Arc<dyn Projection>>>,
     notifier: AppendNotifier,
@@ -201,8 +272,9 @@ impl UnitOfWork {
         &mut self.tx
     }
 
-    /// Appends everything staged, feeds the inline projections and commits.
-    pub async fn commit<E>(mut self) -> Result<Vec<StoredEvent>, CommandError<E>> {
+    /// Appends everything staged and feeds the inline projections, without committing: the
+    /// transaction now holds its transaction id and its writes. On error it is rolled back.
+    pub async fn flush<E>(mut self) -> Result<Self, CommandError<E>> {
         let written: Result<Vec<StoredEvent>, CommandError<E>> = async {
             let staged = std::mem::take(&mut self.staged);
             let stored = store::append_owned(&mut self.tx, staged).await?;
@@ -212,12 +284,8 @@ impl UnitOfWork {
         .await;
         match written {
             Ok(stored) => {
-                self.tx.commit().await?;
-                if !stored.is_empty() {
-                    self.notifier.appended();
-                    log_commit(&stored);
-                }
-                Ok(stored)
+                self.written.extend(stored);
+                Ok(self)
             }
             Err(err) => {
                 // Roll back now rather than on drop: the stream locks must be free before a
@@ -226,6 +294,18 @@ impl UnitOfWork {
                 Err(err)
             }
         }
+    }
+
+    /// Appends everything staged, feeds the inline projections and commits; returns every
+    /// event this unit of work wrote.
+    pub async fn commit<E>(self) -> Result<Vec<StoredEvent>, CommandError<E>> {
+        let uow = self.flush().await?;
+        uow.tx.commit().await?;
+        if !uow.written.is_empty() {
+            uow.notifier.appended();
+            log_commit(&uow.written);
+        }
+        Ok(uow.written)
     }
 }
 

@@ -339,7 +339,12 @@ pub async fn pull(
     // Taken before reading: a change committed during the read is newer than it.
     let server_timestamp = super::now();
     let filter = &request.filter;
-    let mut tx = state.pool().begin().await.map_err(internal)?;
+    // One snapshot for the page and the cursor (see `read::next_cursor`).
+    let mut tx = state
+        .pool()
+        .begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        .await
+        .map_err(internal)?;
     if let Some(ids) = &filter.session_ids {
         if read::any_foreign(&mut tx, caller.account_id, ids)
             .await

@@ -7,7 +7,7 @@ pub mod http;
 pub mod read;
 pub mod wire;
 
-use crate::es::{next_id, CommandError, EventStore};
+use crate::es::{next_id, CommandError, EventStore, UnitOfWork};
 use chrono::{DateTime, SubsecRound, Utc};
 use domain::{PushCounts, PushRecording, Recording, StoredSamples, SyncError};
 use fleetstream_events::store::ExpectedVersion;
@@ -28,20 +28,31 @@ pub struct PushReceipt {
     pub session_data_count: i64,
 }
 
-/// Runs a push as one transaction. Locks first: the pushing account's, then the recording
-/// stream's (always in that order). Pushes to one session are thus serialized, so the owner
-/// check, the comparison with the stored samples and the upsert (inline projection) all see
-/// the previous push's result. Pushes of one account are serialized too, so the log
-/// positions of its sessions' changes grow in commit order and a pull cursor taken from them
-/// never skips a change that commits later.
+/// Runs a push as one transaction, under the recording stream's lock, so pushes to one session
+/// are serialized: the owner check, the comparison with the stored samples and the upsert
+/// (inline projection) all see the previous push's result. Pushes of one account to different
+/// sessions run concurrently; the pull cursor stays behind any push still in flight through the
+/// log's own never-skip rule (see `read::next_cursor`).
 pub async fn push(
     store: &EventStore,
     metadata: EventMetadata,
-    mut cmd: PushRecording,
+    cmd: PushRecording,
 ) -> Result<PushReceipt, CommandError<SyncError>> {
+    let (uow, receipt) = push_uncommitted(store, metadata, cmd).await?;
+    uow.commit::<SyncError>().await?;
+    Ok(receipt)
+}
+
+/// [`push`] up to its commit: events appended and read models written in the returned open
+/// transaction, which holds the session's lock until it commits or rolls back. Lets a caller
+/// hold a push in flight (the never-skip cursor test does).
+pub async fn push_uncommitted(
+    store: &EventStore,
+    metadata: EventMetadata,
+    mut cmd: PushRecording,
+) -> Result<(UnitOfWork, PushReceipt), CommandError<SyncError>> {
     let stream_id = RecordingEvent::stream_id(&cmd.session.session_id);
     let mut uow = store.begin(metadata).await?;
-    lock(uow.conn(), &format!("syncaccount-{}", cmd.account_id)).await?;
     lock(uow.conn(), &stream_id).await?;
     let (state, version, data_count) = load_recording(uow.conn(), &cmd.session.session_id).await?;
     if state.owner_id.is_some_and(|owner| owner != cmd.account_id) {
@@ -60,13 +71,16 @@ pub async fn push(
         ExpectedVersion::from_loaded(version),
         &decision.events,
     );
-    uow.commit::<SyncError>().await?;
-    Ok(PushReceipt {
-        counts: decision.counts,
-        sync_log_id,
-        // Exact: pushes to the session are serialized, and the projection adds the inserts.
-        session_data_count: data_count + decision.counts.inserted,
-    })
+    let uow = uow.flush::<SyncError>().await?;
+    Ok((
+        uow,
+        PushReceipt {
+            counts: decision.counts,
+            sync_log_id,
+            // Exact: pushes to the session are serialized, and the projection adds the inserts.
+            session_data_count: data_count + decision.counts.inserted,
+        },
+    ))
 }
 
 /// A transaction-scoped advisory lock; for a stream id it is the lock the append takes

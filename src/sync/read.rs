@@ -109,14 +109,20 @@ pub async fn sessions_total(
     Ok(total)
 }
 
-/// The newest change in the whole filtered result (all pages). An account's pushes are
-/// serialized (see `sync::push`), so a later commit always has a later position.
+/// The newest change in the whole filtered result (all pages) that no push still in flight can
+/// precede: pushes of one account run concurrently, so a change may commit after a newer
+/// position is visible. The log's never-skip rule applies (as in `events/sql/read_all.sql`):
+/// every transaction that is still open, or not yet begun, has an id at or above the snapshot's
+/// xmin, so a cursor below it never passes a change that commits later. Changes at or above it
+/// are returned by this pull and again by the next, until they fall below. Run in the same
+/// REPEATABLE READ transaction as the page, so both see one snapshot.
 pub async fn next_cursor(
     conn: &mut PgConnection,
     filter: &PullFilter,
 ) -> Result<Option<Cursor>, sqlx::Error> {
     let sql = format!(
         "SELECT last_transaction_id, last_position FROM recording_sessions WHERE {FILTER} \
+           AND last_transaction_id < pg_snapshot_xmin(pg_current_snapshot())::text::bigint \
          ORDER BY last_transaction_id DESC, last_position DESC LIMIT 1"
     );
     let row: Option<(i64, i64)> = bind_filter(sqlx::query_as(&sql), filter)

@@ -6,6 +6,8 @@ mod append;
 mod bench_db;
 mod ingest;
 mod storm;
+#[cfg(feature = "peers")]
+mod peers;
 mod sync;
 mod telemetry;
 mod therapy;
@@ -41,6 +43,10 @@ enum Suite {
     /// 1,000 devices publishing telemetry through JetStream at steady rates: what keeps up,
     /// publish→visible and publish→socket latency, raw JetStream and UNNEST baselines.
     Ingest,
+    /// fleetstream's commands against cqrs-es + postgres-es on the same Postgres (build with
+    /// `--features peers`).
+    #[cfg(feature = "peers")]
+    Peers,
 }
 
 #[tokio::main]
@@ -56,5 +62,7 @@ async fn main() -> anyhow::Result<()> {
         Suite::LoginStorm(options) => storm::run(&database_url, options).await,
         Suite::Telemetry => telemetry::run(&database_url).await,
         Suite::Ingest => ingest::run(&database_url).await,
+        #[cfg(feature = "peers")]
+        Suite::Peers => peers::run(&database_url).await,
     }
 }

@@ -42,7 +42,7 @@ fn samples(count: usize) -> Vec<SensorSample> {
 async fn bench(database_url: &str, name: &str) -> anyhow::Result<()> {
     let options = PgConnectOptions::from_str(database_url)?.database(name);
     let pool = PgPoolOptions::new()
-        .max_connections(4)
+        .max_connections(12)
         .connect_with(options)
         .await?;
     fleetstream::db::MIGRATOR.run(&pool).await?;
@@ -95,7 +95,65 @@ async fn bench(database_url: &str, name: &str) -> anyhow::Result<()> {
             100.0 * push_rate / keyed_rate
         );
     }
+    concurrent(&state.store, account.id, &mut session).await?;
     pool.close().await;
+    Ok(())
+}
+
+const CONCURRENT_PUSHES: usize = 8;
+const CONCURRENT_SAMPLES: usize = 1_000;
+const CONCURRENT_ROUNDS: usize = 5;
+
+/// 8 concurrent pushes from one account, to 8 new sessions each round: as the command runs
+/// them (concurrently, sessions locked one by one) and, as the baseline of the same run, one at
+/// a time as the account lock the command no longer takes made them (emulated with an
+/// in-process mutex around each push; the lock serialised them in Postgres the same way).
+async fn concurrent(
+    store: &fleetstream::es::EventStore,
+    account_id: i64,
+    session: &mut usize,
+) -> anyhow::Result<()> {
+    let data = samples(CONCURRENT_SAMPLES);
+    let account_lock = std::sync::Arc::new(tokio::sync::Mutex::new(()));
+    let mut rounds = Vec::new();
+    for _ in 0..CONCURRENT_ROUNDS {
+        let mut rates = [0.0f64; 2];
+        for (serialised, rate) in [true, false].into_iter().zip(rates.iter_mut()) {
+            let started = Instant::now();
+            let tasks: Vec<_> = (0..CONCURRENT_PUSHES)
+                .map(|_| {
+                    *session += 1;
+                    let (store, data, lock, id) =
+                        (store.clone(), data.clone(), account_lock.clone(), *session);
+                    tokio::spawn(async move {
+                        let _held = if serialised {
+                            Some(lock.lock_owned().await)
+                        } else {
+                            None
+                        };
+                        push(&store, account_id, id, data).await
+                    })
+                })
+                .collect();
+            for task in tasks {
+                task.await??;
+            }
+            *rate =
+                (CONCURRENT_PUSHES * CONCURRENT_SAMPLES) as f64 / started.elapsed().as_secs_f64();
+        }
+        rounds.push(rates);
+    }
+    rounds.sort_by(|a, b| (a[1] / a[0]).total_cmp(&(b[1] / b[0])));
+    let ratios: Vec<String> = rounds
+        .iter()
+        .map(|r| format!("{:.2}", r[1] / r[0]))
+        .collect();
+    let [serial, parallel] = rounds[rounds.len() / 2];
+    println!(
+        "{CONCURRENT_PUSHES} concurrent pushes of {CONCURRENT_SAMPLES} samples from one account: {parallel:.0} samples/s; one at a time (the former account lock) {serial:.0} samples/s; {:.2}x (median of {CONCURRENT_ROUNDS} alternating rounds: {})",
+        parallel / serial,
+        ratios.join(" ")
+    );
     Ok(())
 }
 
