@@ -48,7 +48,9 @@ fn build(state: AppState, socket_io: Option<SocketIoLayer>) -> Router {
     let slash_routes = middleware::SlashRoutes::new(doc.paths.paths.keys().map(String::as_str));
     let router = routes
         .merge(routes::telemetry::router())
-        .layer(axum::Extension(routes::system::OpenApiJson(Arc::new(doc_json))))
+        .layer(axum::Extension(routes::system::OpenApiJson(Arc::new(
+            doc_json,
+        ))))
         .fallback(move |method, uri| middleware::not_found(slash_routes.clone(), method, uri))
         .layer(axum::middleware::from_fn(
             middleware::shape_method_not_allowed,

@@ -87,8 +87,7 @@ async fn report_lag(state: AppState, shutdown: CancellationToken) {
         if let Ok(mut conn) = state.pool().acquire().await {
             for projection in state.store.projections() {
                 if let Ok(status) =
-                    fleetstream_projections::projection_status(&mut conn, projection.as_ref())
-                        .await
+                    fleetstream_projections::projection_status(&mut conn, projection.as_ref()).await
                 {
                     set(projection.name(), &status);
                 }

@@ -6,11 +6,11 @@ use crate::http::{ApiError, Namespace, Path};
 use crate::openapi::tags;
 use crate::state::AppState;
 use axum::extract::State;
-use fleetstream_events::store::read_position;
-use fleetstream_events::{EventEnvelope, Role};
 use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
 use axum::{Extension, Json};
+use fleetstream_events::store::read_position;
+use fleetstream_events::{EventEnvelope, Role};
 use serde::Serialize;
 use std::sync::Arc;
 use utoipa::ToSchema;
@@ -120,7 +120,6 @@ async fn system_info(
 async fn postgres_ok(state: &AppState) -> bool {
     sqlx::query("SELECT 1").execute(state.pool()).await.is_ok()
 }
-
 
 /// Service health; no authentication.
 #[utoipa::path(get, path = "/api/v1/system/health", tag = tags::SYSTEM,

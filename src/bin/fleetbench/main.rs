@@ -5,9 +5,9 @@
 mod append;
 mod bench_db;
 mod ingest;
-mod storm;
 #[cfg(feature = "peers")]
 mod peers;
+mod storm;
 mod sync;
 mod telemetry;
 mod therapy;

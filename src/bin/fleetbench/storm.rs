@@ -4,7 +4,8 @@
 //! the bounded blocking pool (`FLEET_PASSWORD_HASH_CONCURRENCY`, `--hash-concurrency`); the
 //! target is storm p95 ≤ max(3 × quiet p95, 20 ms).
 
-use crate::therapy::{drop_database, fresh_database, read_response};
+use crate::bench_db::{drop as drop_database, fresh};
+use crate::therapy::read_response;
 use anyhow::bail;
 use fleetstream::testing;
 use fleetstream_events::Role;
@@ -36,7 +37,7 @@ pub struct Options {
 }
 
 pub async fn run(database_url: &str, options: Options) -> anyhow::Result<()> {
-    let pool = fresh_database(database_url, BENCH_DB).await?;
+    let pool = fresh(database_url, BENCH_DB, 24).await?;
     let mut config = fleetstream::config::Config::for_tests(database_url);
     if let Some(n) = options.hash_concurrency.or_else(|| {
         std::env::var("FLEET_PASSWORD_HASH_CONCURRENCY")

@@ -24,10 +24,8 @@ use fleetstream_events::{EventMetadata, Role};
 use fleetstream_projections::{Projection, Runner, RunnerConfig, Wakeup};
 use rust_decimal::Decimal;
 use serde_json::{json, Value};
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::{ConnectOptions, PgPool};
+use sqlx::PgPool;
 use std::net::SocketAddr;
-use std::str::FromStr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
@@ -53,7 +51,7 @@ fn long_days() -> i64 {
 }
 
 pub async fn run(database_url: &str) -> anyhow::Result<()> {
-    let pool = fresh_database(database_url).await?;
+    let pool = crate::bench_db::fresh(database_url, BENCH_DB, 40).await?;
     let state = testing::state(pool.clone());
     let manager = testing::account(&state, "bench-manager@example.com", Role::Manager).await;
     let client = TestClient::new(state.clone());
@@ -100,30 +98,7 @@ pub async fn run(database_url: &str) -> anyhow::Result<()> {
     shutdown.cancel();
     futures::future::join_all(handles).await;
     pool.close().await;
-    drop_database(database_url).await
-}
-
-async fn drop_database(database_url: &str) -> anyhow::Result<()> {
-    let mut admin = PgConnectOptions::from_str(database_url)?.connect().await?;
-    sqlx::query(&format!("DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)"))
-        .execute(&mut admin)
-        .await?;
-    Ok(())
-}
-
-async fn fresh_database(database_url: &str) -> anyhow::Result<PgPool> {
-    drop_database(database_url).await.context("connecting")?;
-    let admin_opts = PgConnectOptions::from_str(database_url)?;
-    let mut admin = admin_opts.connect().await?;
-    sqlx::query(&format!("CREATE DATABASE {BENCH_DB}"))
-        .execute(&mut admin)
-        .await?;
-    let pool = PgPoolOptions::new()
-        .max_connections(40)
-        .connect_with(admin_opts.database(BENCH_DB))
-        .await?;
-    fleetstream::db::MIGRATOR.run(&pool).await?;
-    Ok(pool)
+    crate::bench_db::drop(database_url, BENCH_DB).await
 }
 
 fn now_minus_days(days: i64) -> DateTime<Utc> {

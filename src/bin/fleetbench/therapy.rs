@@ -10,10 +10,8 @@ use axum::routing::get;
 use fleetstream::testing::{self, TestClient};
 use fleetstream_events::Role;
 use serde_json::{json, Value};
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::{ConnectOptions, PgPool};
+use sqlx::PgPool;
 use std::net::SocketAddr;
-use std::str::FromStr;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
@@ -26,7 +24,7 @@ const ROUNDS: usize = 2;
 const BENCH_DB: &str = "fleetbench_therapy";
 
 pub async fn run(database_url: &str) -> anyhow::Result<()> {
-    let pool = fresh_database(database_url, BENCH_DB).await?;
+    let pool = crate::bench_db::fresh(database_url, BENCH_DB, 24).await?;
     let state = testing::state(pool.clone());
     println!(
         "seeding {} accounts x {PATIENTS_PER_ACCOUNT} patients, each with a device…",
@@ -73,33 +71,7 @@ pub async fn run(database_url: &str) -> anyhow::Result<()> {
         fleet.throughput() / base.throughput(),
     );
     pool.close().await;
-    drop_database(database_url, BENCH_DB).await
-}
-
-pub(crate) async fn drop_database(database_url: &str, name: &str) -> anyhow::Result<()> {
-    let mut admin = PgConnectOptions::from_str(database_url)?.connect().await?;
-    sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-        .execute(&mut admin)
-        .await?;
-    Ok(())
-}
-
-/// Drops and recreates the bench database `name` next to `DATABASE_URL`'s and migrates it.
-pub(crate) async fn fresh_database(database_url: &str, name: &str) -> anyhow::Result<PgPool> {
-    drop_database(database_url, name)
-        .await
-        .context("connecting")?;
-    let admin_opts = PgConnectOptions::from_str(database_url)?;
-    let mut admin = admin_opts.connect().await?;
-    sqlx::query(&format!("CREATE DATABASE {name}"))
-        .execute(&mut admin)
-        .await?;
-    let pool = PgPoolOptions::new()
-        .max_connections(24)
-        .connect_with(admin_opts.database(name))
-        .await?;
-    fleetstream::db::MIGRATOR.run(&pool).await?;
-    Ok(pool)
+    crate::bench_db::drop(database_url, BENCH_DB).await
 }
 
 /// One account per slot: (account id, access token).
