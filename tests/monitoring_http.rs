@@ -486,7 +486,8 @@ async fn system_info_is_for_the_superadmin(pool: sqlx::PgPool) {
     assert_eq!(r.status, 200, "{}", r.text);
     assert_eq!(r.body["service"], "core-api");
     assert_eq!(r.body["version"], env!("CARGO_PKG_VERSION"));
-    assert_eq!(r.body["access_ttl_secs"], 900);
+    assert_eq!(r.body["access_token_ttl_secs"], 900);
+    assert_eq!(r.body["trend_slope"], "0.01");
     assert!(!r.text.contains("test-secret"), "no secret leaks");
     assert!(!r.text.contains("postgres://"), "no database URL leaks");
     for token in [&admin.token, &ctx.manager, &ctx.user] {

@@ -71,6 +71,10 @@ pub struct SystemInfo {
     login_failures_per_ip: u32,
     body_limit_bytes: usize,
     sync_push_body_limit_bytes: usize,
+    /// |slope| per hour from which a trend is increasing/decreasing (`FLEET_TREND_SLOPE`).
+    trend_slope: String,
+    /// Health is `degraded` when a log reader is further behind (`FLEET_HEALTH_MAX_LAG_SECS`).
+    health_max_lag_secs: u64,
     #[schema(pattern = "^(ok|down)$")]
     postgres: &'static str,
     #[schema(pattern = "^(connected|disconnected|disabled)$")]
@@ -102,6 +106,8 @@ async fn system_info(
         login_failures_per_ip: config.login_failures_per_ip,
         body_limit_bytes: crate::http::middleware::BODY_LIMIT,
         sync_push_body_limit_bytes: crate::http::middleware::SYNC_PUSH_BODY_LIMIT,
+        trend_slope: config.trend_slope.to_string(),
+        health_max_lag_secs: config.health_max_lag.as_secs(),
         postgres: if postgres_ok(&state).await {
             "ok"
         } else {
