@@ -35,9 +35,12 @@ pub fn user_room(account_id: i64) -> String {
 /// The layer to put on the router, and the handle the feed emits through.
 pub fn build(state: AppState) -> (SocketIoLayer, SocketIo) {
     let (layer, io) = SocketIo::builder().with_state(state).build_layer();
-    io.ns(MONITORING, on_monitoring.with(authenticate));
-    io.ns(DEVICE, on_device.with(authenticate));
-    io.ns(NOTIFICATION, on_notification.with(authenticate));
+    // Everything happens in the connect middleware, which runs before the client is told it is
+    // connected: event handlers registered in the connect handler (which runs after) would miss
+    // an event a client emits right away.
+    io.ns(MONITORING, connected.with(join_monitoring));
+    io.ns(DEVICE, connected.with(join_device));
+    io.ns(NOTIFICATION, connected.with(join_notification));
     (layer, io)
 }
 
@@ -50,24 +53,46 @@ impl std::fmt::Display for Refused {
     }
 }
 
-/// Refuses a connection without a valid access token (none, forged, expired, a refresh
-/// token, or a deactivated account); the rest of a socket's life uses the caller stored here.
-async fn authenticate(
+async fn connected(_socket: SocketRef) {}
+
+async fn join_monitoring(
     socket: SocketRef,
     State(state): State<AppState>,
     TryData(auth): TryData<Value>,
 ) -> Result<(), Refused> {
+    authenticate(&socket, &state, auth.ok()).await?;
+    socket.on("subscribe_device", subscribe_device);
+    socket.on("unsubscribe_device", unsubscribe_device);
+    Ok(())
+}
+
+async fn join_notification(
+    socket: SocketRef,
+    State(state): State<AppState>,
+    TryData(auth): TryData<Value>,
+) -> Result<(), Refused> {
+    authenticate(&socket, &state, auth.ok()).await?;
+    socket.on("join_user_room", join_user_room);
+    Ok(())
+}
+
+/// Refuses a connection without a valid access token (none, forged, expired, a refresh
+/// token, or a deactivated account); the rest of a socket's life uses the caller stored here.
+async fn authenticate(
+    socket: &SocketRef,
+    state: &AppState,
+    auth: Option<Value>,
+) -> Result<Caller, Refused> {
     let token = auth
-        .ok()
         .and_then(|auth| auth.get("token").and_then(Value::as_str).map(str::to_owned))
         .filter(|t| !t.trim().is_empty())
         .ok_or(Refused("Not authenticated"))?;
     let token = token.trim().trim_start_matches("Bearer ").trim();
-    let caller = Caller::from_token(&state, token)
+    let caller = Caller::from_token(state, token)
         .await
         .map_err(|_| Refused("Could not validate credentials"))?;
-    socket.extensions.insert(caller);
-    Ok(())
+    socket.extensions.insert(caller.clone());
+    Ok(caller)
 }
 
 fn caller(socket: &SocketRef) -> Option<Caller> {
@@ -89,11 +114,6 @@ fn device_uid(body: &Value) -> Option<String> {
         Some(Value::Number(n)) => Some(n.to_string()),
         _ => None,
     }
-}
-
-async fn on_monitoring(socket: SocketRef) {
-    socket.on("subscribe_device", subscribe_device);
-    socket.on("unsubscribe_device", unsubscribe_device);
 }
 
 /// Joins the device's room when the account may see the device (its owner, the account of its
@@ -145,10 +165,13 @@ async fn unsubscribe_device(socket: SocketRef, TryData(body): TryData<Value>, ac
 
 /// Every socket of `/device` is in its account's room: responses to the commands the account
 /// sent come back there.
-async fn on_device(socket: SocketRef) {
-    if let Some(caller) = caller(&socket) {
-        socket.join(user_room(caller.account_id));
-    }
+async fn join_device(
+    socket: SocketRef,
+    State(state): State<AppState>,
+    TryData(auth): TryData<Value>,
+) -> Result<(), Refused> {
+    let caller = authenticate(&socket, &state, auth.ok()).await?;
+    socket.join(user_room(caller.account_id));
     socket.on(
         "send_command",
         async |s: SocketRef, st: State<AppState>, d: TryData<Value>, a: AckSender| {
@@ -167,6 +190,7 @@ async fn on_device(socket: SocketRef) {
             send(s, st, d, a, DeviceChannel::Ota).await
         },
     );
+    Ok(())
 }
 
 /// `{device_uid, command}` (for `send_command`, an optional `type` of `config|ota` chooses
@@ -222,10 +246,6 @@ async fn send(
             refuse(ack, "Internal Server Error")
         }
     }
-}
-
-async fn on_notification(socket: SocketRef) {
-    socket.on("join_user_room", join_user_room);
 }
 
 /// Only the caller's own room; managers and above also join the managers' room.
