@@ -219,12 +219,13 @@ impl AlertManager {
                 }
                 Err(err) => {
                     tracing::error!(error = %err, "alert manager batch failed; it will be retried");
-                    let _ = sqlx::query(
-                        "UPDATE projection_checkpoints SET last_error = $2 WHERE name = $1",
+                    // The log readers' one way to record a failure (when it began, how
+                    // often), so health reports the manager as it reports projections.
+                    let _ = fleetstream_projections::record_error(
+                        &self.store.pool,
+                        NAME,
+                        &err.to_string(),
                     )
-                    .bind(NAME)
-                    .bind(err.to_string())
-                    .execute(&self.store.pool)
                     .await;
                     tokio::select! {
                         _ = shutdown.cancelled() => break,
