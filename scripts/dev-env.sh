@@ -109,6 +109,11 @@ if [[ -z "${FLEET_JWT_SECRET:-}" ]]; then
   FLEET_JWT_SECRET="$(cat "$DEV/jwt_secret")"
   export FLEET_JWT_SECRET
 fi
+if [[ -z "${FLEET_MASTER_KEY:-}" ]]; then
+  [[ -s "$DEV/master_key" ]] || head -c 48 /dev/urandom | base64 | tr -d '\n' > "$DEV/master_key"
+  FLEET_MASTER_KEY="$(cat "$DEV/master_key")"
+  export FLEET_MASTER_KEY
+fi
 
 # --- Rust toolchain --------------------------------------------------------------------------
 command -v cargo >/dev/null || { [[ -f "$HOME/.cargo/env" ]] && . "$HOME/.cargo/env"; }

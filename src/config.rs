@@ -40,6 +40,9 @@ pub struct Config {
     pub db_pool_size: u32,
     /// Browser origins allowed by CORS (`FLEET_CORS_ORIGINS`, comma-separated; none by default).
     pub cors_origins: Vec<String>,
+    /// `FLEET_MASTER_KEY`: wraps every data subject's key (ADR 0009). Required wherever
+    /// tokens are, and by the tools that read personal fields (rebuild, events, privacy).
+    pub master_key: Option<String>,
 }
 
 /// Pooled connections left to background work when `FLEET_MAX_IN_FLIGHT` is not set.
@@ -99,6 +102,10 @@ impl std::fmt::Debug for Config {
             .field("refresh_ttl", &self.refresh_ttl)
             .field("admin_email", &self.admin_email)
             .field("cors_origins", &self.cors_origins)
+            .field(
+                "master_key",
+                &self.master_key.as_ref().map(|_| "[redacted]"),
+            )
             .finish_non_exhaustive()
     }
 }
@@ -182,6 +189,20 @@ impl Config {
             queue_wait: Duration::from_millis(parsed("FLEET_QUEUE_WAIT_MS", 500u64)?),
             db_pool_size,
             cors_origins: origins("FLEET_CORS_ORIGINS")?,
+            master_key: match tokens {
+                Tokens::Signed => Some(secret("FLEET_MASTER_KEY", required("FLEET_MASTER_KEY")?)?),
+                Tokens::Unused => var("FLEET_MASTER_KEY")
+                    .map(|key| secret("FLEET_MASTER_KEY", key))
+                    .transpose()?,
+            },
+        })
+    }
+
+    /// The master key, for a tool that reads or writes personal fields.
+    pub fn require_master_key(&self) -> Result<&str, ConfigError> {
+        self.master_key.as_deref().ok_or(ConfigError {
+            variable: "FLEET_MASTER_KEY",
+            problem: "is required to read or write personal data (see ADR 0009)".into(),
         })
     }
 
@@ -212,6 +233,7 @@ impl Config {
             queue_wait: Duration::from_millis(500),
             db_pool_size: 32,
             cors_origins: Vec::new(),
+            master_key: Some("test-master-key-long-enough-for-xchacha20".into()),
         }
     }
 }

@@ -176,7 +176,7 @@ async fn create_superadmin(state: &AppState, email: &str, password: &str) -> any
     )
     .await
     .map_err(|err| {
-        if err.is_unique_violation("accounts_email_key") {
+        if fleetstream::accounts::email_taken(&err) {
             anyhow::anyhow!("an account with email {email} exists already")
         } else {
             anyhow::anyhow!("cannot create the superadmin: {err}")
@@ -305,15 +305,21 @@ async fn projections(state: AppState, command: ProjectionsCommand) -> anyhow::Re
                     .fetch_one(&pool)
                     .await?;
             let bar = progress_bar(total as u64);
-            let applied =
-                fleetstream_projections::rebuild(&pool, projection.as_ref(), 2000, |n| bar.inc(n))
-                    .await?;
+            let applied = fleetstream_projections::rebuild(
+                &pool,
+                projection.as_ref(),
+                state.store.keyring(),
+                2000,
+                |n| bar.inc(n),
+            )
+            .await?;
             bar.finish();
             println!("rebuilt {name} from {applied} events");
         }
         ProjectionsCommand::Reset { name } => {
             let projection = find_projection(&state, &name)?;
-            fleetstream_projections::reset(&pool, projection.as_ref()).await?;
+            fleetstream_projections::reset(&pool, projection.as_ref(), state.store.keyring())
+                .await?;
             println!("reset {name}");
         }
     }

@@ -4,6 +4,7 @@
 use crate::auth::JwtKeys;
 use crate::config::Config;
 use crate::es::EventStore;
+use fleetstream_events::privacy::Keyring;
 use metrics_exporter_prometheus::PrometheusHandle;
 use sqlx::PgPool;
 use std::sync::Arc;
@@ -34,7 +35,10 @@ impl AppState {
             config.login_failures_per_account,
             config.login_failures_per_ip,
         );
-        let store = EventStore::new(pool, fleetstream_projections::read_models::all());
+        let mut store = EventStore::new(pool, fleetstream_projections::read_models::all());
+        if let Some(master_key) = &config.master_key {
+            store = store.with_keyring(Keyring::from_secret(master_key.as_bytes()));
+        }
         crate::auth::password::configure(config.password_hash_concurrency);
         let sms_limits = crate::accounts::sms_limit::SmsLimits::new(
             config.sms_per_phone,

@@ -9,6 +9,13 @@ use crate::state::AppState;
 use fleetstream_events::{AccountProfile, EventMetadata, Role};
 use sqlx::PgPool;
 
+/// The keyring of [`state`]'s configuration, for tools under test (rebuilds, migrations).
+pub fn keyring() -> fleetstream_events::privacy::Keyring {
+    let config = Config::for_tests("postgres://unused");
+    let master_key = config.master_key.expect("tests configure a master key");
+    fleetstream_events::privacy::Keyring::from_secret(master_key.as_bytes())
+}
+
 pub fn state(pool: PgPool) -> AppState {
     let config = Config::for_tests("postgres://unused");
     AppState::new(pool, config, None)

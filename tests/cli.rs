@@ -10,10 +10,16 @@ fn fleetstream(args: &[&str], env: &[(&str, &str)]) -> Output {
         .env_remove("DATABASE_URL")
         .env_remove("FLEET_JWT_SECRET")
         .env_remove("FLEET_HTTP_ADDR")
+        .env("FLEET_MASTER_KEY", MASTER_KEY)
         .env("RUST_LOG", "off")
         .env("NATS_URL", "nats://127.0.0.1:1");
     for (name, value) in env {
-        command.env(name, value);
+        // An empty value leaves the variable unset.
+        if value.is_empty() {
+            command.env_remove(name);
+        } else {
+            command.env(name, value);
+        }
     }
     command.output().expect("the fleetstream binary runs")
 }
@@ -34,6 +40,7 @@ async fn url_of(pool: &PgPool) -> String {
 }
 
 const LONG_SECRET: &str = "a-secret-for-this-test-that-has-32-bytes-or-more";
+const MASTER_KEY: &str = "a-master-key-for-this-test-of-32-bytes-or-more";
 
 fn stderr_of(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
@@ -54,6 +61,32 @@ fn a_missing_or_invalid_variable_is_one_line_naming_it() {
     assert_eq!(
         stderr_of(&missing_secret),
         "fleetstream: FLEET_JWT_SECRET: is not set\n"
+    );
+
+    let missing_master_key = fleetstream(
+        &["serve"],
+        &[
+            ("DATABASE_URL", url),
+            ("FLEET_JWT_SECRET", LONG_SECRET),
+            ("FLEET_MASTER_KEY", ""),
+        ],
+    );
+    assert_eq!(missing_master_key.status.code(), Some(1));
+    assert_eq!(
+        stderr_of(&missing_master_key),
+        "fleetstream: FLEET_MASTER_KEY: is not set\n"
+    );
+    let short_master_key = fleetstream(
+        &["serve"],
+        &[
+            ("DATABASE_URL", url),
+            ("FLEET_JWT_SECRET", LONG_SECRET),
+            ("FLEET_MASTER_KEY", "short"),
+        ],
+    );
+    assert_eq!(
+        stderr_of(&short_master_key),
+        "fleetstream: FLEET_MASTER_KEY: must be at least 32 bytes (it is 5); generate one with `openssl rand -base64 48`\n"
     );
 
     let bad_addr = fleetstream(

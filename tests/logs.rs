@@ -42,6 +42,7 @@ impl Server {
             .args(["serve", "--no-workers"])
             .env("DATABASE_URL", format!("{server}/{database}"))
             .env("FLEET_JWT_SECRET", SECRET)
+            .env("FLEET_MASTER_KEY", SECRET)
             .env("FLEET_HTTP_ADDR", format!("127.0.0.1:{port}"))
             .env("FLEET_LOG_FORMAT", "json")
             .env("RUST_LOG", rust_log)

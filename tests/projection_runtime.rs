@@ -301,7 +301,7 @@ async fn a_batch_failing_mid_way_moves_nothing_and_a_restart_resumes_exactly_onc
 
     // A rebuild from the log alone gives the same read model. (A rebuild stops where an older
     // transaction anywhere in the cluster holds the reader back; the runner goes on from there.)
-    let replayed = rebuild(&pool, projection.as_ref(), 13, |_| {})
+    let replayed = rebuild(&pool, projection.as_ref(), None, 13, |_| {})
         .await
         .unwrap();
     let caught_up = catch_up(&pool, &projection, 60 - replayed as i64).await;

@@ -581,7 +581,7 @@ async fn a_two_megabyte_push_is_split_into_bounded_events_and_rebuilds_the_same(
     let live = snapshot(pool.clone()).await;
     assert_eq!((live.0, live.1), (2_000, 1_000));
     for projection in ctx.state.store.projections() {
-        fleetstream_projections::rebuild(&pool, projection.as_ref(), 500, |_| {})
+        fleetstream_projections::rebuild(&pool, projection.as_ref(), None, 500, |_| {})
             .await
             .unwrap();
     }
@@ -678,7 +678,7 @@ async fn read_models_rebuild_from_the_log_to_the_same_rows(pool: sqlx::PgPool) {
     };
     let before = snapshot(pool.clone()).await;
     for projection in ctx.state.store.projections() {
-        fleetstream_projections::rebuild(&pool, projection.as_ref(), 500, |_| {})
+        fleetstream_projections::rebuild(&pool, projection.as_ref(), None, 500, |_| {})
             .await
             .unwrap();
     }
@@ -768,7 +768,7 @@ async fn schema_1_sample_events_decode_and_rebuild_to_the_same_rows(pool: sqlx::
         .find(|p| p.name() == "recordings")
         .unwrap()
         .clone();
-    fleetstream_projections::rebuild(&pool, recordings.as_ref(), 500, |_| {})
+    fleetstream_projections::rebuild(&pool, recordings.as_ref(), None, 500, |_| {})
         .await
         .unwrap();
     assert_eq!(rows(pool.clone()).await, before);

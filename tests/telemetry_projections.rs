@@ -205,7 +205,7 @@ async fn assert_rebuild_equals_live(pool: &sqlx::PgPool, projection: &dyn Projec
         projection.name()
     );
     let mut progressed = 0;
-    fleetstream_projections::rebuild(pool, projection, 1_000, |n| progressed += n)
+    fleetstream_projections::rebuild(pool, projection, None, 1_000, |n| progressed += n)
         .await
         .unwrap();
     assert!(progressed > 0);

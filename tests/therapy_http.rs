@@ -402,9 +402,15 @@ async fn v2_lifecycle_dedup_and_chart(pool: sqlx::PgPool) {
             .into_iter()
             .find(|p| p.name() == name)
             .unwrap();
-        fleetstream_projections::rebuild(&pool, projection.as_ref(), 100, |_| {})
-            .await
-            .unwrap();
+        fleetstream_projections::rebuild(
+            &pool,
+            projection.as_ref(),
+            Some(&testing::keyring()),
+            100,
+            |_| {},
+        )
+        .await
+        .unwrap();
         let after: Vec<Value> = sqlx::query_scalar(sql).fetch_all(&pool).await.unwrap();
         assert_eq!(before, after, "{name}");
     }

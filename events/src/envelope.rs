@@ -155,8 +155,13 @@ fn redact(mut data: Value) -> Value {
     data
 }
 
+/// The envelope every subscriber sees: secrets redacted, and personal fields (sealed or, in
+/// events older than sealing, clear) shown as [`crate::privacy::PERSONAL`], never their value.
 impl From<&StoredEvent> for EventEnvelope {
     fn from(e: &StoredEvent) -> Self {
+        let mut data = e.data.clone();
+        crate::privacy::redact_personal(e.category(), &e.event_type, &mut data);
+        let data = redact(data);
         Self {
             event_id: e.event_id,
             event_type: e.event_type.clone(),
@@ -166,7 +171,7 @@ impl From<&StoredEvent> for EventEnvelope {
             stream_version: e.stream_version,
             global_position: e.global_position,
             recorded_at: e.recorded_at,
-            data: redact(e.data.clone()),
+            data,
             metadata: e.metadata.clone(),
             payload_omitted: None,
         }

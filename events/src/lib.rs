@@ -8,6 +8,7 @@ mod envelope;
 pub mod group;
 #[cfg(feature = "store")]
 pub mod notify;
+pub mod privacy;
 mod size;
 #[cfg(feature = "store")]
 pub mod store;

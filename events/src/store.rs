@@ -415,18 +415,37 @@ pub async fn read_all(
 pub async fn load<E: DomainEvent, S>(
     conn: &mut PgConnection,
     stream_id: &str,
-    mut state: S,
+    state: S,
     evolve: impl Fn(&mut S, &E),
 ) -> Result<(S, i64), LoadError> {
+    let rows = load_rows(conn, stream_id).await?;
+    Ok(fold_rows(&rows, state, evolve)?)
+}
+
+/// What a fold reads of one event: version, type, schema version, payload.
+pub type LoadedRow = (i64, String, i32, Value);
+
+/// One stream's events as [`load`] folds them, for callers that transform payloads first.
+pub async fn load_rows(
+    conn: &mut PgConnection,
+    stream_id: &str,
+) -> Result<Vec<LoadedRow>, sqlx::Error> {
     // Only what a fold reads: the log's other columns (metadata above all) cost transfer and
     // parsing on every command.
-    let rows: Vec<(i64, String, i32, Value)> =
-        sqlx::query_as(include_str!("../sql/load_stream.sql"))
-            .bind(stream_id)
-            .fetch_all(conn)
-            .await?;
+    sqlx::query_as(include_str!("../sql/load_stream.sql"))
+        .bind(stream_id)
+        .fetch_all(conn)
+        .await
+}
+
+/// Decodes and folds loaded rows; returns the state and the last version.
+pub fn fold_rows<E: DomainEvent, S>(
+    rows: &[LoadedRow],
+    mut state: S,
+    evolve: impl Fn(&mut S, &E),
+) -> Result<(S, i64), crate::DecodeError> {
     let mut version = 0;
-    for (stream_version, event_type, schema_version, data) in &rows {
+    for (stream_version, event_type, schema_version, data) in rows {
         let event = E::decode(event_type, *schema_version, data)?;
         evolve(&mut state, &event);
         version = *stream_version;
@@ -440,6 +459,8 @@ pub enum LoadError {
     Database(#[from] sqlx::Error),
     #[error(transparent)]
     Decode(#[from] crate::DecodeError),
+    #[error(transparent)]
+    Privacy(#[from] crate::privacy::PrivacyError),
 }
 
 /// True when `err` violates the named unique constraint (e.g. a read model's unique email).

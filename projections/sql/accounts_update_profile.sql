@@ -9,5 +9,6 @@ SET email        = COALESCE($2, email),
     birthdate    = COALESCE($9, birthdate),
     gender       = COALESCE($10, gender),
     phone        = COALESCE($11, phone),
+    email_key    = COALESCE($13, email_key),
     updated_at   = $12
 WHERE id = $1

@@ -1,14 +1,18 @@
 use crate::{checkpoint, Mode, Projection, ProjectionError};
+use fleetstream_events::privacy::{self, KeyCache, Keyring, PrivacyError};
 use fleetstream_events::store::{read_all, Checkpoint};
 use fleetstream_events::StoredEvent;
 use sqlx::{PgConnection, PgPool};
 
 /// Replays a projection from the start of the log into freshly truncated tables, in one
 /// transaction: readers see the old rows until the new ones commit, and a failed rebuild
-/// leaves the live read model untouched. Returns the number of events applied.
+/// leaves the live read model untouched. Personal fields are opened with `keyring` (those of
+/// erased subjects read as erased); a projection of personal data cannot be rebuilt without
+/// it. Returns the number of events applied.
 pub async fn rebuild(
     pool: &PgPool,
     projection: &dyn Projection,
+    keyring: Option<&Keyring>,
     batch_size: i64,
     mut progress: impl FnMut(u64),
 ) -> Result<u64, ProjectionError> {
@@ -23,15 +27,25 @@ pub async fn rebuild(
         .iter()
         .map(|c| c.to_string())
         .collect();
+    let personal = categories.iter().any(|c| privacy::is_personal_category(c));
+    let mut keys = KeyCache::default();
     let mut at = Checkpoint::default();
     let mut total = 0u64;
     loop {
-        let events = match projection.mode() {
+        let mut events = match projection.mode() {
             Mode::Async => read_all(&mut tx, at, batch_size, Some(&categories)).await?,
             Mode::Inline => read_visible(&mut tx, at, batch_size, &categories).await?,
         };
         let Some(last) = events.last() else { break };
         at = Checkpoint::after(last);
+        if personal {
+            privacy::open_events(&mut tx, keyring, &mut keys, &mut events)
+                .await
+                .map_err(|err| match err {
+                    PrivacyError::Database(e) => ProjectionError::Database(e),
+                    other => ProjectionError::Other(other.to_string()),
+                })?;
+        }
         projection.apply(&mut tx, &events).await?;
         total += events.len() as u64;
         progress(events.len() as u64);
@@ -43,9 +57,13 @@ pub async fn rebuild(
 
 /// Empties an async projection's tables and rewinds it; the runner replays it from there.
 /// Inline projections are rebuilt instead, since nothing else would refill them.
-pub async fn reset(pool: &PgPool, projection: &dyn Projection) -> Result<(), ProjectionError> {
+pub async fn reset(
+    pool: &PgPool,
+    projection: &dyn Projection,
+    keyring: Option<&Keyring>,
+) -> Result<(), ProjectionError> {
     if projection.mode() == Mode::Inline {
-        rebuild(pool, projection, 1000, |_| {}).await?;
+        rebuild(pool, projection, keyring, 1000, |_| {}).await?;
         return Ok(());
     }
     let mut tx = pool.begin().await?;

@@ -72,7 +72,7 @@ fn actor(id: i64) -> EventMetadata {
 
 /// Domain and uniqueness failures of account commands, in the core shape.
 fn command_error(err: CommandError<AccountError>) -> ApiError {
-    if err.is_unique_violation("accounts_email_key") {
+    if super::email_taken(&err) {
         return detail(StatusCode::CONFLICT, "Email already registered");
     }
     if err.is_unique_violation("accounts_username_key") {
@@ -491,15 +491,9 @@ pub async fn delete_user(
     if id == caller.account_id {
         return Err(detail(StatusCode::FORBIDDEN, "You cannot delete yourself"));
     }
-    let now = Utc::now();
-    super::change(&state.store, actor(caller.account_id), id, |account| {
-        domain::decide_delete(account, now)
-    })
-    .await
-    .map_err(command_error)?;
-    super::revoke_sessions(&state.store, id)
+    super::delete(&state.store, actor(caller.account_id), id)
         .await
-        .map_err(internal)?;
+        .map_err(command_error)?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -15,6 +15,8 @@ pub struct Account {
     pub is_push_agree: bool,
     pub is_marketing_agree: bool,
     pub phone: Option<String>,
+    /// Every number the account has held: their SMS are its personal data too.
+    pub phones: Vec<String>,
     pub deleted: bool,
     pub withdrawn: bool,
 }
@@ -23,6 +25,16 @@ impl Account {
     /// Registered and neither deleted nor withdrawn.
     pub fn exists(&self) -> bool {
         self.id.is_some() && !self.deleted && !self.withdrawn
+    }
+}
+
+impl Account {
+    fn set_phone(&mut self, phone: Option<&String>) {
+        let Some(phone) = phone else { return };
+        if !self.phones.contains(phone) {
+            self.phones.push(phone.clone());
+        }
+        self.phone = Some(phone.clone());
     }
 }
 
@@ -43,15 +55,13 @@ impl Aggregate for Account {
                 self.is_active = true;
                 self.is_push_agree = profile.is_push_agree;
                 self.is_marketing_agree = profile.is_marketing_agree;
-                self.phone = profile.phone.clone();
+                self.set_phone(profile.phone.as_ref());
             }
             AccountEvent::ProfileChanged { changes, .. } => {
                 if let Some(email) = &changes.email {
                     self.email = email.clone();
                 }
-                if let Some(phone) = &changes.phone {
-                    self.phone = Some(phone.clone());
-                }
+                self.set_phone(changes.phone.as_ref());
             }
             AccountEvent::PasswordChanged { .. }
             | AccountEvent::NotificationSettingsChanged { .. }
@@ -72,7 +82,7 @@ impl Aggregate for Account {
                     self.is_marketing_agree = *v;
                 }
             }
-            AccountEvent::PhoneChanged { phone, .. } => self.phone = Some(phone.clone()),
+            AccountEvent::PhoneChanged { phone, .. } => self.set_phone(Some(phone)),
             AccountEvent::AccountWithdrawn { .. } => self.withdrawn = true,
         }
     }

@@ -119,7 +119,7 @@ pub async fn register(
         let bad = |m| error(StatusCode::BAD_REQUEST, m);
         if err.is_unique_violation("accounts_username_key") {
             bad("Username already exists")
-        } else if err.is_unique_violation("accounts_email_key") {
+        } else if super::email_taken(&err) {
             bad("Email already exists")
         } else if err.is_unique_violation("accounts_device_id_key") {
             bad("Device ID already exists")

@@ -9,11 +9,19 @@ pub mod read;
 pub mod sms;
 pub mod sms_limit;
 
-use crate::es::{next_id, CommandError, EventStore};
+use crate::es::{next_id, CommandError, EventStore, UnitOfWork};
 use chrono::Utc;
 use domain::{Account, AccountError, RegisterAccount};
+use fleetstream_events::privacy::{self, normalized_phone};
 use fleetstream_events::store::ExpectedVersion;
 use fleetstream_events::{AccountEvent, AccountProfile, DomainEvent, EventMetadata, Role};
+
+/// Whether the command failed on an e-mail that is taken: held by an account, or kept (as its
+/// keyed hash) by an erased one.
+pub fn email_taken<E>(err: &CommandError<E>) -> bool {
+    err.is_unique_violation("accounts_email_key")
+        || err.is_unique_violation("accounts_email_digest_key")
+}
 
 /// Registers an account: takes an id, decides, appends; the inline accounts projection enforces
 /// unique email/username/device id in the same transaction.
@@ -63,8 +71,9 @@ pub async fn change(
         .map(|(state, _)| state)
 }
 
-/// Withdrawal (seed 001 `DELETE root-user`): the account leaves every door and all its refresh
-/// tokens are revoked, in one transaction.
+/// Withdrawal (seed 001 `DELETE root-user`): the account leaves every door, its patients end
+/// with it, all its refresh tokens are revoked and its personal data is erased (its data keys
+/// destroyed), in one transaction.
 pub async fn withdraw(
     store: &EventStore,
     metadata: EventMetadata,
@@ -82,9 +91,51 @@ pub async fn withdraw(
             crate::therapy::TherapyError::Conflict => CommandError::Conflict(stream_id.clone()),
             other => CommandError::Cascade(format!("withdrawing patients: {other:?}")),
         })?;
+    erase(&mut uow, &state).await?;
     crate::auth::refresh::revoke_all(uow.conn(), account_id).await?;
     uow.commit().await?;
     Ok(())
+}
+
+/// Administrator delete (seed 002 `DELETE /users/{id}`): the account ends, its sessions are
+/// revoked and its personal data is erased, in one transaction.
+pub async fn delete(
+    store: &EventStore,
+    metadata: EventMetadata,
+    account_id: i64,
+) -> Result<(), CommandError<AccountError>> {
+    let stream_id = AccountEvent::stream_id(account_id);
+    let mut uow = store.begin(metadata).await?;
+    let (state, version) = uow.load::<Account>(&stream_id).await?;
+    let events = domain::decide_delete(&state, Utc::now()).map_err(CommandError::Domain)?;
+    uow.stage(&stream_id, ExpectedVersion::from_loaded(version), &events);
+    erase(&mut uow, &state).await?;
+    crate::auth::refresh::revoke_all(uow.conn(), account_id).await?;
+    uow.commit().await?;
+    Ok(())
+}
+
+/// Crypto-shreds an ending account (ADR 0009): destroys the data keys of its stream and of
+/// every phone number it held (their SMS), and empties those numbers from the outbound
+/// messages as a replay would show them. Its patients are erased by their own removal.
+async fn erase(uow: &mut UnitOfWork, account: &Account) -> Result<(), sqlx::Error> {
+    let Some(account_id) = account.id else {
+        return Ok(());
+    };
+    let phones: Vec<String> = account.phones.iter().map(|p| normalized_phone(p)).collect();
+    let mut subjects = vec![AccountEvent::stream_id(account_id)];
+    if let Some(keyring) = uow.keyring() {
+        subjects.extend(phones.iter().map(|p| privacy::phone_subject(keyring, p)));
+    }
+    sqlx::query(
+        "UPDATE outbound_messages SET recipient = $2 \
+         WHERE regexp_replace(recipient, '[^0-9+]', '', 'g') = ANY($1)",
+    )
+    .bind(&phones)
+    .bind(privacy::ERASED)
+    .execute(uow.conn())
+    .await?;
+    uow.shred(&subjects).await
 }
 
 /// Admin soft delete / deactivation end the account's sessions too.

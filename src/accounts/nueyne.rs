@@ -141,7 +141,7 @@ fn token_reply(state: &AppState, id: i64, pair: &TokenPair) -> NueyneTokens {
 }
 
 fn domain_error(err: CommandError<AccountError>) -> ApiError {
-    if err.is_unique_violation("accounts_email_key") {
+    if super::email_taken(&err) {
         return detail(StatusCode::CONFLICT, "Same email is already registered");
     }
     match err {

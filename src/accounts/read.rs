@@ -1,6 +1,7 @@
 //! Lookups in the accounts read model and the reply shapes built from a row.
 
 use chrono::{DateTime, Utc};
+use fleetstream_events::privacy::{self, Keyring};
 use serde::Serialize;
 use sqlx::PgPool;
 use utoipa::ToSchema;
@@ -40,7 +41,8 @@ pub struct AccountRow {
     pub deleted_at: Option<DateTime<Utc>>,
 }
 
-const SELECT: &str = "SELECT id, email, username, password_hash, role, is_active, is_verified, \
+// An erased account's e-mail is NULL; replies show it as empty.
+const SELECT: &str = "SELECT id, COALESCE(email, '') AS email, username, password_hash, role, is_active, is_verified, \
     full_name, phone, organization, avatar_url, first_name, last_name, birthdate, gender, \
     register_type, national_code, device_id, is_push_agree, push_agreed_at, is_marketing_agree, \
     marketing_agreed_at, is_device_muted, is_device_alim_talk_enabled, \
@@ -60,11 +62,21 @@ pub async fn live_by_id(pool: &PgPool, id: i64) -> Result<Option<AccountRow>, sq
     Ok(by_id(pool, id).await?.filter(|a| a.deleted_at.is_none()))
 }
 
-pub async fn by_email(pool: &PgPool, email: &str) -> Result<Option<AccountRow>, sqlx::Error> {
-    sqlx::query_as(&format!("{SELECT} WHERE lower(email) = lower($1)"))
-        .bind(email.trim())
-        .fetch_optional(pool)
-        .await
+/// The account holding this e-mail, or the erased one that held it (found by the address's
+/// keyed hash: its row keeps no e-mail).
+pub async fn by_email(
+    pool: &PgPool,
+    keyring: Option<&Keyring>,
+    email: &str,
+) -> Result<Option<AccountRow>, sqlx::Error> {
+    let email_key = keyring.map(|k| privacy::email_key(k, email));
+    sqlx::query_as(&format!(
+        "{SELECT} WHERE lower(email) = lower($1) OR email_key = $2 ORDER BY deleted_at NULLS FIRST LIMIT 1"
+    ))
+    .bind(email.trim())
+    .bind(email_key)
+    .fetch_optional(pool)
+    .await
 }
 
 pub async fn by_username(pool: &PgPool, name: &str) -> Result<Option<AccountRow>, sqlx::Error> {

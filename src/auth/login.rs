@@ -41,10 +41,12 @@ pub async fn authenticate(
     ip: &ClientIp,
 ) -> Result<AccountRow, LoginError> {
     let account = match identifier {
-        Identifier::Email(email) => read::by_email(state.pool(), email).await,
+        Identifier::Email(email) => {
+            read::by_email(state.pool(), state.store.keyring(), email).await
+        }
         Identifier::Username(name) => read::by_username(state.pool(), name).await,
         Identifier::UsernameOrEmail(name) => match read::by_username(state.pool(), name).await {
-            Ok(None) => read::by_email(state.pool(), name).await,
+            Ok(None) => read::by_email(state.pool(), state.store.keyring(), name).await,
             other => other,
         },
     }

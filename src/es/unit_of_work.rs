@@ -1,6 +1,7 @@
 use super::{Aggregate, MAX_CONFLICT_RETRIES};
 use fleetstream_events::group::GroupAppender;
 use fleetstream_events::notify::AppendNotifier;
+use fleetstream_events::privacy::{self, KeyCache, Keyring, PrivacyError};
 use fleetstream_events::store::{
     self, AppendError, ExpectedVersion, LoadError, NewEvent, StreamAppend,
 };
@@ -17,6 +18,9 @@ pub struct EventStore {
     projections: Arc<Vec<Arc<dyn Projection>>>,
     notifier: AppendNotifier,
     group: GroupAppender,
+    /// Seals personal fields on append and opens them on load (ADR 0009); `None` only in
+    /// benchmarks measuring the cost of sealing.
+    keyring: Option<Arc<Keyring>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -37,6 +41,9 @@ pub enum CommandError<E> {
     /// The command would write an event over the log's size bound; nothing was written.
     #[error("event too large: {0}")]
     TooLarge(String),
+    /// Personal fields could not be sealed or opened (no or a wrong master key).
+    #[error(transparent)]
+    Privacy(PrivacyError),
 }
 
 impl<E> CommandError<E> {
@@ -59,6 +66,7 @@ impl<E> CommandError<E> {
             Self::Decode(e) => CommandError::Decode(e),
             Self::Cascade(s) => CommandError::Cascade(s),
             Self::TooLarge(s) => CommandError::TooLarge(s),
+            Self::Privacy(e) => CommandError::Privacy(e),
         }
     }
 }
@@ -84,6 +92,16 @@ impl<E> From<LoadError> for CommandError<E> {
         match err {
             LoadError::Database(e) => Self::Database(e),
             LoadError::Decode(e) => Self::Decode(e),
+            LoadError::Privacy(e) => e.into(),
+        }
+    }
+}
+
+impl<E> From<PrivacyError> for CommandError<E> {
+    fn from(err: PrivacyError) -> Self {
+        match err {
+            PrivacyError::Database(e) => Self::Database(e),
+            other => Self::Privacy(other),
         }
     }
 }
@@ -95,7 +113,19 @@ impl EventStore {
             group: GroupAppender::new(pool.clone()),
             pool,
             projections: Arc::new(projections),
+            keyring: None,
         }
+    }
+
+    /// The store sealing personal fields under `keyring` (every server and tool; only a
+    /// benchmark's baseline runs without).
+    pub fn with_keyring(mut self, keyring: Keyring) -> Self {
+        self.keyring = Some(Arc::new(keyring));
+        self
+    }
+
+    pub fn keyring(&self) -> Option<&Keyring> {
+        self.keyring.as_deref()
     }
 
     pub fn projections(&self) -> &[Arc<dyn Projection>] {
@@ -112,6 +142,8 @@ impl EventStore {
             metadata: super::context::complete(metadata),
             projections: self.projections.clone(),
             notifier: self.notifier.clone(),
+            keyring: self.keyring.clone(),
+            keys: KeyCache::default(),
         })
     }
 
@@ -133,7 +165,8 @@ impl EventStore {
             .projections
             .iter()
             .any(|p| p.mode() == Mode::Inline && p.categories().contains(&A::Event::CATEGORY));
-        if !inline {
+        // Personal data is sealed and opened inside a unit of work, with its keys.
+        if !inline && !privacy::is_personal_category(A::Event::CATEGORY) {
             return self
                 .execute_alone(stream_id, metadata, decide)
                 .instrument(span)
@@ -232,12 +265,46 @@ pub struct UnitOfWork {
     metadata: EventMetadata,
     projections: Arc<Vec<Arc<dyn Projection>>>,
     notifier: AppendNotifier,
+    keyring: Option<Arc<Keyring>>,
+    /// Data keys met in this transaction (loads fill it, so an append to a loaded stream
+    /// seals without asking for its key again).
+    keys: KeyCache,
 }
 
 impl UnitOfWork {
-    /// Folds a stream into `A`; returns the state and its version (0 when new).
+    /// Folds a stream into `A`, personal fields opened; returns the state and its version
+    /// (0 when new).
     pub async fn load<A: Aggregate>(&mut self, stream_id: &str) -> Result<(A, i64), LoadError> {
-        store::load::<A::Event, A>(&mut self.tx, stream_id, A::default(), A::evolve).await
+        if !privacy::is_personal_category(A::Event::CATEGORY) {
+            return store::load::<A::Event, A>(&mut self.tx, stream_id, A::default(), A::evolve)
+                .await;
+        }
+        let mut rows = store::load_rows(&mut self.tx, stream_id).await?;
+        let category = A::Event::CATEGORY;
+        let payloads = rows
+            .iter_mut()
+            .map(|(_, event_type, _, data)| (privacy::personal_paths(category, event_type), data));
+        privacy::open_values(
+            &mut self.tx,
+            self.keyring.as_deref(),
+            &mut self.keys,
+            payloads,
+        )
+        .await?;
+        Ok(store::fold_rows(&rows, A::default(), A::evolve)?)
+    }
+
+    /// Destroys the data keys of `subjects` in this transaction (crypto-shredding): committed
+    /// together with the events that end the subjects, e.g. a withdrawal.
+    pub async fn shred(&mut self, subjects: &[String]) -> Result<(), sqlx::Error> {
+        privacy::shred(&mut self.tx, subjects).await?;
+        self.keys.forget(subjects);
+        Ok(())
+    }
+
+    /// The keyring sealing this unit of work's personal fields.
+    pub fn keyring(&self) -> Option<&Keyring> {
+        self.keyring.as_deref()
     }
 
     /// Queues events for `stream_id`; nothing is written before `commit`.
@@ -276,8 +343,17 @@ impl UnitOfWork {
     /// transaction now holds its transaction id and its writes. On error it is rolled back.
     pub async fn flush<E>(mut self) -> Result<Self, CommandError<E>> {
         let written: Result<Vec<StoredEvent>, CommandError<E>> = async {
-            let staged = std::mem::take(&mut self.staged);
-            let stored = store::append_owned(&mut self.tx, staged).await?;
+            let mut staged = std::mem::take(&mut self.staged);
+            let plaintext = match self.keyring.as_deref() {
+                Some(keyring) => {
+                    privacy::seal(&mut self.tx, keyring, &mut self.keys, &mut staged).await?
+                }
+                None => Default::default(),
+            };
+            let mut stored = store::append_owned(&mut self.tx, staged).await?;
+            // The log holds the sealed form; this transaction's read models and the caller
+            // get the plaintext.
+            plaintext.restore(&mut stored);
             apply_inline(&mut self.tx, &self.projections, &stored).await?;
             Ok(stored)
         }

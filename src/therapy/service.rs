@@ -316,6 +316,8 @@ async fn stage_patient_removal(
         ExpectedVersion::from_loaded(patient_version),
         &patient_events,
     );
+    // The patient's personal data goes with it (ADR 0009).
+    uow.shred(&[PatientEvent::stream_id(patient_id)]).await?;
     Ok(())
 }
 

@@ -502,6 +502,7 @@ impl Server {
             .env("DATABASE_URL", &self.database_url)
             .env("NATS_URL", &self.nats_url)
             .env("FLEET_JWT_SECRET", JWT_SECRET)
+            .env("FLEET_MASTER_KEY", JWT_SECRET)
             .env("FLEET_HTTP_ADDR", format!("127.0.0.1:{}", self.port))
             .env("FLEET_ADMIN_EMAIL", ADMIN_EMAIL)
             .env("FLEET_ADMIN_PASSWORD", ADMIN_PASSWORD)

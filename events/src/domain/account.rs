@@ -76,6 +76,10 @@ pub struct AccountProfile {
     pub is_push_agree: bool,
     #[serde(default)]
     pub is_marketing_agree: bool,
+    /// Keyed hash of the e-mail, written by the log when it seals the profile (ADR 0009);
+    /// decisions leave it empty.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email_key: Option<String>,
 }
 
 /// A partial profile edit: only the fields that are `Some` change.
@@ -102,6 +106,9 @@ pub struct ProfileChanges {
     /// Seed 002 lets a profile edit set the phone without SMS verification.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub phone: Option<String>,
+    /// Keyed hash of a new e-mail, written by the log when it seals the change (ADR 0009).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email_key: Option<String>,
 }
 
 impl ProfileChanges {

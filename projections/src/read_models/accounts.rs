@@ -2,6 +2,7 @@
 
 use crate::{Mode, ProjectionError, ReadModel};
 use async_trait::async_trait;
+use fleetstream_events::privacy::unless_erased;
 use fleetstream_events::{AccountEvent, StoredEvent};
 use sqlx::PgConnection;
 
@@ -34,25 +35,28 @@ async fn apply_one(conn: &mut PgConnection, event: AccountEvent) -> Result<(), s
             profile: p,
             registered_at,
         } => {
+            // A replay of an erased account's registration: its personal fields read as erased
+            // and are stored as NULL, as the erasure left them.
             sqlx::query(include_str!("../../sql/accounts_insert.sql"))
                 .bind(account_id)
-                .bind(&p.email)
-                .bind(&p.username)
+                .bind(unless_erased(Some(&p.email)))
+                .bind(kept(&p.username))
                 .bind(&password_hash)
                 .bind(role.as_str())
-                .bind(&p.full_name)
-                .bind(&p.phone)
-                .bind(&p.organization)
-                .bind(&p.first_name)
-                .bind(&p.last_name)
-                .bind(&p.birthdate)
-                .bind(&p.gender)
+                .bind(kept(&p.full_name))
+                .bind(kept(&p.phone))
+                .bind(kept(&p.organization))
+                .bind(kept(&p.first_name))
+                .bind(kept(&p.last_name))
+                .bind(kept(&p.birthdate))
+                .bind(kept(&p.gender))
                 .bind(&p.register_type)
-                .bind(&p.national_code)
+                .bind(kept(&p.national_code))
                 .bind(&p.device_id)
                 .bind(p.is_push_agree)
                 .bind(p.is_marketing_agree)
                 .bind(registered_at)
+                .bind(&p.email_key)
                 .execute(&mut *conn)
                 .await?;
         }
@@ -63,17 +67,18 @@ async fn apply_one(conn: &mut PgConnection, event: AccountEvent) -> Result<(), s
         } => {
             sqlx::query(include_str!("../../sql/accounts_update_profile.sql"))
                 .bind(account_id)
-                .bind(&c.email)
-                .bind(&c.username)
-                .bind(&c.full_name)
-                .bind(&c.organization)
-                .bind(&c.avatar_url)
-                .bind(&c.first_name)
-                .bind(&c.last_name)
-                .bind(&c.birthdate)
-                .bind(&c.gender)
-                .bind(&c.phone)
+                .bind(kept(&c.email))
+                .bind(kept(&c.username))
+                .bind(kept(&c.full_name))
+                .bind(kept(&c.organization))
+                .bind(kept(&c.avatar_url))
+                .bind(kept(&c.first_name))
+                .bind(kept(&c.last_name))
+                .bind(kept(&c.birthdate))
+                .bind(kept(&c.gender))
+                .bind(kept(&c.phone))
                 .bind(changed_at)
+                .bind(&c.email_key)
                 .execute(&mut *conn)
                 .await?;
         }
@@ -111,28 +116,16 @@ async fn apply_one(conn: &mut PgConnection, event: AccountEvent) -> Result<(), s
             account_id,
             deactivated_at: at,
         } => set_active(conn, account_id, false, at).await?,
+        // Both end the account and erase it (its data key is destroyed with these events):
+        // the row keeps ids, role, flags and times, never a personal value.
         AccountDeleted {
             account_id,
-            deleted_at,
-        } => {
-            sqlx::query("UPDATE accounts SET deleted_at = $2, updated_at = $2 WHERE id = $1")
-                .bind(account_id)
-                .bind(deleted_at)
-                .execute(&mut *conn)
-                .await?;
-        }
+            deleted_at: at,
+        } => erase(conn, account_id, at, false).await?,
         AccountWithdrawn {
             account_id,
-            withdrawn_at,
-        } => {
-            sqlx::query(
-                "UPDATE accounts SET deleted_at = $2, withdrawn_at = $2, push_token = NULL, updated_at = $2 WHERE id = $1",
-            )
-            .bind(account_id)
-            .bind(withdrawn_at)
-            .execute(&mut *conn)
-            .await?;
-        }
+            withdrawn_at: at,
+        } => erase(conn, account_id, at, true).await?,
         PolicyChanged {
             account_id,
             is_push_agree,
@@ -170,7 +163,7 @@ async fn apply_one(conn: &mut PgConnection, event: AccountEvent) -> Result<(), s
         } => {
             sqlx::query("UPDATE accounts SET push_token = $2, updated_at = $3 WHERE id = $1")
                 .bind(account_id)
-                .bind(push_token)
+                .bind(unless_erased(Some(&push_token)))
                 .bind(set_at)
                 .execute(&mut *conn)
                 .await?;
@@ -184,12 +177,31 @@ async fn apply_one(conn: &mut PgConnection, event: AccountEvent) -> Result<(), s
                 "UPDATE accounts SET phone = $2, is_phone_number_checked = TRUE, updated_at = $3 WHERE id = $1",
             )
             .bind(account_id)
-            .bind(phone)
+            .bind(unless_erased(Some(&phone)))
             .bind(changed_at)
             .execute(&mut *conn)
             .await?;
         }
     }
+    Ok(())
+}
+
+fn kept(value: &Option<String>) -> Option<&str> {
+    unless_erased(value.as_deref())
+}
+
+async fn erase(
+    conn: &mut PgConnection,
+    account_id: i64,
+    at: chrono::DateTime<chrono::Utc>,
+    withdrawn: bool,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(include_str!("../../sql/accounts_erase.sql"))
+        .bind(account_id)
+        .bind(at)
+        .bind(withdrawn)
+        .execute(&mut *conn)
+        .await?;
     Ok(())
 }
 

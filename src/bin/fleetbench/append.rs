@@ -543,7 +543,8 @@ async fn raw_read_rate(pool: &PgPool) -> anyhow::Result<f64> {
 
 async fn rebuild_rate(pool: &PgPool) -> anyhow::Result<f64> {
     let started = Instant::now();
-    let applied = fleetstream_projections::rebuild(pool, &RebuildProjection, 5_000, |_| {}).await?;
+    let applied =
+        fleetstream_projections::rebuild(pool, &RebuildProjection, None, 5_000, |_| {}).await?;
     let rate = applied as f64 / started.elapsed().as_secs_f64();
     let events: i64 =
         sqlx::query_scalar("SELECT coalesce(sum(events), 0)::bigint FROM bench_rebuild")

@@ -676,8 +676,14 @@ async fn rebuild(state: &AppState, pool: &PgPool) -> anyhow::Result<()> {
     }
     let read = started.elapsed();
     let started = Instant::now();
-    let applied =
-        fleetstream_projections::rebuild(pool, projection.as_ref(), 2_000, |_| {}).await?;
+    let applied = fleetstream_projections::rebuild(
+        pool,
+        projection.as_ref(),
+        state.store.keyring(),
+        2_000,
+        |_| {},
+    )
+    .await?;
     let took = started.elapsed();
     let after: i64 = sqlx::query_scalar("SELECT count(*) FROM measurements")
         .fetch_one(pool)
