@@ -64,6 +64,11 @@ pub enum Command {
         #[command(subcommand)]
         command: ProjectionsCommand,
     },
+    /// Personal data in the log (crypto-shredding, ADR 0009).
+    Privacy {
+        #[command(subcommand)]
+        command: PrivacyCommand,
+    },
     /// NATS tooling.
     Nats {
         #[command(subcommand)]
@@ -130,6 +135,19 @@ pub enum ProjectionsCommand {
     Reset {
         /// Projection name (see `projections status`).
         name: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PrivacyCommand {
+    /// Seal the personal fields of events written before sealing existed (once; resumable),
+    /// destroy the keys of subjects that had already ended, rebuild the personal read models.
+    /// Needs FLEET_MASTER_KEY.
+    #[command(after_help = ENVIRONMENT)]
+    Migrate {
+        /// Events per transaction.
+        #[arg(long, default_value_t = 1000)]
+        batch: i64,
     },
 }
 

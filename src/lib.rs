@@ -18,6 +18,7 @@ pub mod ingest;
 pub mod measurements;
 pub mod nats;
 pub mod openapi;
+pub mod privacy;
 pub mod realtime;
 pub mod relay;
 pub mod routes;

@@ -1,7 +1,7 @@
 use anyhow::Context;
 use clap::Parser;
 use fleetstream::cli::{
-    AdminCommand, Cli, Command, EventsCommand, NatsCommand, ProjectionsCommand,
+    AdminCommand, Cli, Command, EventsCommand, NatsCommand, PrivacyCommand, ProjectionsCommand,
 };
 use fleetstream::config::{Config, Tokens};
 use fleetstream::state::AppState;
@@ -30,6 +30,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         _ => Tokens::Unused,
     };
     let config = Config::from_env(tokens)?;
+    // Tools that write personal data seal it: they need the master key.
+    if matches!(cli.command, Command::Admin { .. } | Command::Privacy { .. }) {
+        config.require_master_key()?;
+    }
     let pool = db::connect(&config.database_url, config.db_pool_size).await?;
     match cli.command {
         Command::Migrate => {
@@ -118,6 +122,47 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Events { command } => events(&pool, command).await?,
         Command::Projections { command } => {
             projections(AppState::new(pool, config, None), command).await?
+        }
+        Command::Privacy {
+            command: PrivacyCommand::Migrate { batch },
+        } => {
+            let state = AppState::new(pool, config.clone(), None);
+            let bar = progress_bar(0);
+            let report = fleetstream::privacy::migrate::migrate(&state, batch, |done, total| {
+                bar.set_length(total);
+                bar.set_position(done);
+            })
+            .await?;
+            bar.finish();
+            println!(
+                "sealed {} of {} events of personal data; destroyed {} keys of ended subjects; \
+                 rebuilt accounts, patients, outbound_messages",
+                report.sealed, report.scanned, report.shredded
+            );
+            // What the relay published before redaction existed still holds clear values.
+            let reachable = async {
+                let addrs = fleetstream::nats::server_addrs(&config.nats_url).ok()?;
+                let connect = async_nats::ConnectOptions::new().connect(addrs);
+                tokio::time::timeout(Duration::from_secs(3), connect)
+                    .await
+                    .ok()?
+                    .ok()
+            };
+            match reachable.await {
+                Some(client) => {
+                    let purged = relay::purge_categories(
+                        client,
+                        fleetstream_events::privacy::PERSONAL_CATEGORIES,
+                    )
+                    .await?;
+                    println!("purged {purged} older messages of personal categories from NATS");
+                }
+                None => eprintln!(
+                    "NATS unreachable: purge fleet.account.>, fleet.patient.> and fleet.message.> \
+                     from {} yourself",
+                    relay::STREAM_NAME
+                ),
+            }
         }
         Command::Nats {
             command: NatsCommand::Republish { from },

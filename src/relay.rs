@@ -90,6 +90,29 @@ pub fn subject_for(event: &StoredEvent) -> String {
     )
 }
 
+/// Purges the messages of these categories from `FLEET_EVENTS` (`privacy migrate`: what the
+/// relay published before personal fields were redacted); returns how many went.
+pub async fn purge_categories(
+    client: async_nats::Client,
+    categories: &[&str],
+) -> Result<u64, RelayError> {
+    let js = jetstream::new(client);
+    let Ok(stream) = js.get_stream(STREAM_NAME).await else {
+        return Ok(0);
+    };
+    let mut purged = 0;
+    for category in categories {
+        let subject = format!("fleet.{}.>", subject_token(category));
+        purged += stream
+            .purge()
+            .filter(subject)
+            .await
+            .map_err(nats_err)?
+            .purged;
+    }
+    Ok(purged)
+}
+
 /// Where a reduced event goes when JetStream refuses even that on the event's own subject.
 fn fallback_subject(event: &StoredEvent) -> String {
     format!("fleet.relay.unroutable.{}", event.global_position)

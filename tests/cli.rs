@@ -125,6 +125,36 @@ async fn migrate_and_status_need_no_token_secret(pool: PgPool) {
     assert!(String::from_utf8_lossy(&status.stdout).contains("nats_relay"));
 }
 
+/// Issue 15: `privacy migrate` needs the master key, seals once, and refuses a second run.
+#[sqlx::test(migrator = "fleetstream::db::MIGRATOR")]
+async fn privacy_migrate_runs_once_and_needs_the_master_key(pool: PgPool) {
+    let url = url_of(&pool).await;
+    let keyless = fleetstream(
+        &["privacy", "migrate"],
+        &[("DATABASE_URL", &url), ("FLEET_MASTER_KEY", "")],
+    );
+    assert_eq!(keyless.status.code(), Some(1));
+    assert_eq!(
+        stderr_of(&keyless),
+        "fleetstream: FLEET_MASTER_KEY: is required to read or write personal data (see ADR 0009)\n"
+    );
+    let first = fleetstream(&["privacy", "migrate"], &[("DATABASE_URL", &url)]);
+    assert!(first.status.success(), "{}", stderr_of(&first));
+    assert!(
+        String::from_utf8_lossy(&first.stdout).starts_with("sealed 0 of 0 events of personal data"),
+        "{}",
+        String::from_utf8_lossy(&first.stdout)
+    );
+    let second = fleetstream(&["privacy", "migrate"], &[("DATABASE_URL", &url)]);
+    assert_eq!(second.status.code(), Some(1));
+    assert!(
+        stderr_of(&second).contains("was sealed already")
+            && stderr_of(&second).contains("it runs once"),
+        "{}",
+        stderr_of(&second)
+    );
+}
+
 /// Issue 17: an HS256 key under 32 bytes can be brute-forced from one token; refuse to start.
 #[test]
 fn a_short_token_secret_refuses_to_start_naming_the_variable() {

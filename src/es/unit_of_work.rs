@@ -18,9 +18,11 @@ pub struct EventStore {
     projections: Arc<Vec<Arc<dyn Projection>>>,
     notifier: AppendNotifier,
     group: GroupAppender,
-    /// Seals personal fields on append and opens them on load (ADR 0009); `None` only in
-    /// benchmarks measuring the cost of sealing.
+    /// Seals personal fields on append and opens them on load (ADR 0009). Without one,
+    /// appending personal data fails, unless `plaintext` says a benchmark measures the cost
+    /// of sealing against writing it clear.
     keyring: Option<Arc<Keyring>>,
+    plaintext: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -114,7 +116,15 @@ impl EventStore {
             pool,
             projections: Arc::new(projections),
             keyring: None,
+            plaintext: false,
         }
+    }
+
+    /// A store writing personal fields in clear: the baseline of the sealing benchmark, never
+    /// a server or tool.
+    pub fn without_sealing(mut self) -> Self {
+        self.plaintext = true;
+        self
     }
 
     /// The store sealing personal fields under `keyring` (every server and tool; only a
@@ -143,6 +153,7 @@ impl EventStore {
             projections: self.projections.clone(),
             notifier: self.notifier.clone(),
             keyring: self.keyring.clone(),
+            plaintext: self.plaintext,
             keys: KeyCache::default(),
         })
     }
@@ -266,6 +277,7 @@ pub struct UnitOfWork {
     projections: Arc<Vec<Arc<dyn Projection>>>,
     notifier: AppendNotifier,
     keyring: Option<Arc<Keyring>>,
+    plaintext: bool,
     /// Data keys met in this transaction (loads fill it, so an append to a loaded stream
     /// seals without asking for its key again).
     keys: KeyCache,
@@ -347,6 +359,9 @@ impl UnitOfWork {
             let plaintext = match self.keyring.as_deref() {
                 Some(keyring) => {
                     privacy::seal(&mut self.tx, keyring, &mut self.keys, &mut staged).await?
+                }
+                None if !self.plaintext && privacy::holds_personal_data(&mut staged) => {
+                    return Err(PrivacyError::NoKeyring.into());
                 }
                 None => Default::default(),
             };

@@ -59,6 +59,11 @@ impl KeyCache {
 pub struct SealedPlaintext(HashMap<Uuid, Value>);
 
 impl SealedPlaintext {
+    /// Whether the event with this id had personal fields sealed.
+    pub fn contains(&self, event_id: &Uuid) -> bool {
+        self.0.contains_key(event_id)
+    }
+
     pub fn restore(mut self, events: &mut [StoredEvent]) {
         if self.0.is_empty() {
             return;
@@ -97,6 +102,17 @@ fn aad(key_id: Uuid, path: &str) -> Vec<u8> {
     aad.extend_from_slice(key_id.as_bytes());
     aad.extend_from_slice(path.as_bytes());
     aad
+}
+
+/// Whether any of the appends carries a personal value in clear (that only [`seal`] may write).
+pub fn holds_personal_data(streams: &mut [StreamAppend]) -> bool {
+    streams.iter_mut().any(|stream| {
+        let category = category_of(&stream.stream_id);
+        stream.events.iter_mut().any(|event| {
+            let paths = personal_paths(category, &event.event_type);
+            !paths.is_empty() && has_clear_personal_value(paths, &mut event.data)
+        })
+    })
 }
 
 /// Seals the personal fields of the appends in place (creating subjects' keys in the caller's
