@@ -229,11 +229,13 @@ async fn published(pool: &PgPool, nats: &NatsServer) -> Vec<(String, String)> {
     messages
 }
 
+/// What needs no person: every treatment log and movement sample as stored, and the devices.
 async fn treatment_counts(pool: &PgPool) -> Value {
     sqlx::query_scalar(
-        "SELECT jsonb_build_object('logs', (SELECT count(*) FROM treatment_logs), \
-           'time', (SELECT coalesce(sum(treatment_time), 0) FROM treatment_logs), \
-           'devices', (SELECT count(*) FROM devices WHERE deleted_at IS NULL))",
+        "SELECT jsonb_build_object( \
+           'logs', (SELECT jsonb_agg(to_jsonb(t) ORDER BY device_id, record_no) FROM treatment_logs t), \
+           'devices', (SELECT jsonb_agg(jsonb_build_object('id', id, 'uid', unique_id) ORDER BY id) \
+                       FROM devices WHERE deleted_at IS NULL))",
     )
     .fetch_one(pool)
     .await

@@ -161,7 +161,18 @@ impl From<&StoredEvent> for EventEnvelope {
     fn from(e: &StoredEvent) -> Self {
         let mut data = e.data.clone();
         crate::privacy::redact_personal(e.category(), &e.event_type, &mut data);
-        let data = redact(data);
+        Self::with_data(e, redact(data))
+    }
+}
+
+impl EventEnvelope {
+    /// An event as a superadmin reads it from the log after opening its personal fields
+    /// (`"[erased]"` once erased): secrets redacted, personal values shown. Never for the bus.
+    pub fn opened(e: &StoredEvent) -> Self {
+        Self::with_data(e, redact(e.data.clone()))
+    }
+
+    fn with_data(e: &StoredEvent, data: Value) -> Self {
         Self {
             event_id: e.event_id,
             event_type: e.event_type.clone(),

@@ -9,6 +9,7 @@ use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
 use axum::{Extension, Json};
+use fleetstream_events::privacy;
 use fleetstream_events::store::read_position;
 use fleetstream_events::{EventEnvelope, Role};
 use serde::Serialize;
@@ -153,8 +154,9 @@ async fn system_health(State(state): State<AppState>) -> (StatusCode, Json<Syste
     )
 }
 
-/// One event of the log, whole (secret fields redacted), by its global position: what a NATS
-/// subscriber reads when the relay had to publish an event without its payload. Superadmin.
+/// One event of the log, whole (secret fields redacted, personal fields opened while their
+/// key exists), by its global position: what a NATS subscriber reads when the relay had to
+/// publish an event without its payload. Superadmin.
 pub(crate) async fn event_by_position(
     State(state): State<AppState>,
     caller: Caller,
@@ -171,11 +173,17 @@ pub(crate) async fn event_by_position(
         .acquire()
         .await
         .map_err(|e| ApiError::internal(Namespace::Core, e))?;
-    let event = read_position(&mut conn, position)
+    let mut event: Vec<_> = read_position(&mut conn, position)
+        .await
+        .map_err(|e| ApiError::internal(Namespace::Core, e))?
+        .into_iter()
+        .collect();
+    privacy::open_events(&mut conn, state.store.keyring(), &mut Default::default(), &mut event)
         .await
         .map_err(|e| ApiError::internal(Namespace::Core, e))?;
     event
-        .map(|e| Json(EventEnvelope::from(&e)))
+        .first()
+        .map(|e| Json(EventEnvelope::opened(e)))
         .ok_or_else(|| ApiError::not_found(Namespace::Core))
 }
 

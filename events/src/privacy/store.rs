@@ -116,8 +116,8 @@ pub fn holds_personal_data(streams: &mut [StreamAppend]) -> bool {
 }
 
 /// Seals the personal fields of the appends in place (creating subjects' keys in the caller's
-/// transaction) and returns their plaintext payloads. A subject whose key was destroyed gets
-/// [`ERASED`] written instead: shredded data is never written again.
+/// transaction) and returns their plaintext payloads. A subject whose key was destroyed gets a
+/// new one (a phone number's next owner): it opens only what is sealed from now on.
 pub async fn seal(
     conn: &mut PgConnection,
     keyring: &Keyring,
@@ -155,6 +155,7 @@ pub async fn seal(
         let category = category_of(&stream.stream_id);
         let event = &mut stream.events[e];
         plaintext.insert(event.event_id, event.data.clone());
+        // `ensure_keys` left a live key for every subject, or failed.
         let key = cache.live.get(&subject);
         for path in personal_paths(category, &event.event_type) {
             let Some(value) = at_path_mut(&mut event.data, path) else {
