@@ -47,7 +47,6 @@ fn build(state: AppState, socket_io: Option<SocketIoLayer>) -> Router {
     let doc_json = doc.to_json().expect("the OpenAPI document serializes");
     let slash_routes = middleware::SlashRoutes::new(doc.paths.paths.keys().map(String::as_str));
     let router = routes
-        .merge(routes::telemetry::router())
         .layer(axum::Extension(routes::system::OpenApiJson(Arc::new(
             doc_json,
         ))))

@@ -6,6 +6,7 @@ use crate::auth::Caller;
 use crate::es::CommandError;
 use crate::http::{ApiError, Json, Namespace, Query};
 use crate::measurements::domain::decimal_from_json;
+use crate::openapi::{tags, Detail};
 use crate::state::AppState;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -15,6 +16,7 @@ use fleetstream_events::{AlertRuleChanges, AlertRuleSpec, Condition, EventMetada
 use rust_decimal::Decimal;
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::value::RawValue;
+use utoipa::{IntoParams, ToSchema};
 
 const NS: Namespace = Namespace::Core;
 pub const MAX_LIMIT: i64 = 200;
@@ -82,18 +84,29 @@ pub fn page(
     Ok((skip, limit))
 }
 
-#[derive(Debug, Serialize)]
+/// Seed 002 monitoring health.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = MonitoringHealth)]
 pub struct HealthReply {
+    /// `degraded` when NATS is disconnected.
+    #[schema(pattern = "^(ok|degraded)$")]
     pub status: &'static str,
+    #[schema(pattern = "^connected$")]
     pub postgres: &'static str,
+    #[schema(pattern = "^(connected|disconnected|disabled)$")]
     pub nats: &'static str,
+    /// The NATS server's MQTT listener: the NATS connection's state.
+    #[schema(pattern = "^(connected|disconnected|disabled)$")]
     pub mqtt: &'static str,
     pub projections: Vec<ProjectionLag>,
+    /// Online devices.
     pub active_devices: i64,
+    /// Unacknowledged alerts.
     pub active_alerts: i64,
 }
 
-#[derive(Debug, Serialize)]
+/// How far a projection is behind the log.
+#[derive(Debug, Serialize, ToSchema)]
 pub struct ProjectionLag {
     pub name: String,
     pub position: i64,
@@ -110,8 +123,12 @@ fn nats_state(state: &AppState) -> &'static str {
     }
 }
 
-/// `GET /api/v1/monitoring/health`. MQTT is the NATS server's MQTT listener, so its state is
-/// the NATS connection's.
+/// The system's state in detail; managers and above.
+///
+/// MQTT is the NATS server's MQTT listener, so its state is the NATS connection's.
+#[utoipa::path(get, path = "/api/v1/monitoring/health", tag = tags::CORE, security(("bearer" = [])),
+    responses((status = 200, body = HealthReply),
+        (status = 403, description = "Not enough permissions", body = Detail)))]
 pub async fn health(
     State(state): State<AppState>,
     caller: Caller,
@@ -154,26 +171,37 @@ pub async fn health(
     }))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct AlertsQuery {
+    /// Alerts to skip (default 0).
     #[serde(default)]
+    #[param(minimum = 0)]
     pub skip: Option<i64>,
+    /// At most this many (default 50, at most 200).
     #[serde(default)]
+    #[param(minimum = 1, maximum = 200)]
     pub limit: Option<i64>,
 }
 
-#[derive(Debug, Serialize, sqlx::FromRow)]
+/// Seed 002 alert.
+#[derive(Debug, Serialize, ToSchema, sqlx::FromRow)]
 pub struct AlertView {
     pub id: i64,
     pub rule_id: i64,
     pub device_id: i64,
+    #[schema(pattern = "^(info|warning|critical)$")]
     pub severity: String,
     pub message: String,
     pub is_acknowledged: bool,
     pub acknowledged_by: Option<i64>,
+    /// UTC without an offset (`2025-01-15T10:30:00`).
     #[serde(serialize_with = "iso_opt")]
+    #[schema(value_type = Option<String>)]
     pub acknowledged_at: Option<DateTime<Utc>>,
+    /// UTC without an offset (`2025-01-15T10:30:00`).
     #[serde(serialize_with = "iso_ser")]
+    #[schema(value_type = String)]
     pub created_at: DateTime<Utc>,
 }
 
@@ -204,7 +232,11 @@ impl From<AlertState> for AlertView {
     }
 }
 
-/// `GET /api/v1/monitoring/alerts`: unacknowledged alerts, newest first.
+/// Unacknowledged alerts, newest first; managers and above.
+#[utoipa::path(get, path = "/api/v1/monitoring/alerts", tag = tags::CORE, security(("bearer" = [])),
+    params(AlertsQuery),
+    responses((status = 200, body = Vec<AlertView>),
+        (status = 403, description = "Not enough permissions", body = Detail)))]
 pub async fn alerts(
     State(state): State<AppState>,
     caller: Caller,
@@ -238,7 +270,10 @@ fn alert_error(err: CommandError<AlertError>) -> ApiError {
         CommandError::Domain(AlertError::Invalid(field, msg, kind)) => {
             ApiError::validation(NS, &["body", field], msg, kind)
         }
-        e => internal(e),
+        CommandError::Conflict(_) => {
+            ApiError::in_namespace(NS, StatusCode::CONFLICT, "Conflicting update, try again")
+        }
+        e => ApiError::command_failed(NS, e),
     }
 }
 
@@ -254,7 +289,13 @@ fn int_path(raw: &str, name: &str) -> Result<i64, ApiError> {
     })
 }
 
-/// `POST /api/v1/monitoring/alerts/{alert_id}/acknowledge` → 200 with the alert.
+/// Acknowledges an alert and answers it (200); managers and above.
+#[utoipa::path(post, path = "/api/v1/monitoring/alerts/{alert_id}/acknowledge", tag = tags::CORE,
+    security(("bearer" = [])), params(("alert_id" = i64, Path, description = "Alert id")),
+    responses((status = 200, body = AlertView),
+        (status = 403, description = "Not enough permissions", body = Detail),
+        (status = 404, description = "Alert not found", body = Detail),
+        (status = 409, description = "Conflicting update, try again", body = Detail)))]
 pub async fn acknowledge(
     State(state): State<AppState>,
     caller: Caller,
@@ -269,19 +310,25 @@ pub async fn acknowledge(
 }
 
 /// An alert rule as the seed shows it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = AlertRule)]
 pub struct RuleView {
     pub id: i64,
     pub name: String,
     pub description: Option<String>,
     pub metric: String,
+    #[schema(pattern = "^(gt|gte|lt|lte|eq|neq)$")]
     pub condition: &'static str,
     #[serde(with = "rust_decimal::serde::float")]
+    #[schema(value_type = f64)]
     pub threshold: Decimal,
+    #[schema(pattern = "^(info|warning|critical)$")]
     pub severity: &'static str,
     pub device_group_id: Option<i64>,
     pub is_active: bool,
+    /// UTC without an offset (`2025-01-15T10:30:00`).
     pub created_at: String,
+    /// UTC without an offset.
     pub updated_at: String,
 }
 
@@ -319,7 +366,10 @@ struct RuleRow {
     updated_at: DateTime<Utc>,
 }
 
-/// `GET /api/v1/monitoring/alert-rules`, by id.
+/// Alert rules by id; managers and above.
+#[utoipa::path(get, path = "/api/v1/monitoring/alert-rules", tag = tags::CORE, security(("bearer" = [])),
+    responses((status = 200, body = Vec<RuleView>),
+        (status = 403, description = "Not enough permissions", body = Detail)))]
 pub async fn list_rules(
     State(state): State<AppState>,
     caller: Caller,
@@ -362,37 +412,87 @@ fn nullable<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
     Option::<T>::deserialize(d).map(Some)
 }
 
-#[derive(Debug, Deserialize)]
+/// `gt`, `gte`, `lt`, `lte`, `eq` or `neq`.
+pub struct AlertCondition;
+
+impl utoipa::PartialSchema for AlertCondition {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        crate::openapi::schema_from_json(
+            serde_json::json!({"type": "string", "enum": ["gt", "gte", "lt", "lte", "eq", "neq"]}),
+        )
+    }
+}
+
+impl ToSchema for AlertCondition {}
+
+/// `info`, `warning` or `critical`.
+pub struct AlertSeverity;
+
+impl utoipa::PartialSchema for AlertSeverity {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        crate::openapi::schema_from_json(
+            serde_json::json!({"type": "string", "enum": ["info", "warning", "critical"]}),
+        )
+    }
+}
+
+impl ToSchema for AlertSeverity {}
+
+/// A new rule. Texts are trimmed: what is left is 1–100 characters (`name`), 1–50 (`metric`)
+/// or at most 500 (`description`).
+#[derive(Debug, Deserialize, ToSchema)]
+#[schema(as = AlertRuleCreate)]
 pub struct CreateRule {
+    #[schema(pattern = r"^\s*\S([\s\S]{0,98}\S)?\s*$")]
     pub name: String,
+    /// Blank is no description.
     #[serde(default)]
+    #[schema(pattern = r"^\s*(\S([\s\S]{0,498}\S)?)?\s*$")]
     pub description: Option<String>,
+    #[schema(pattern = r"^\s*\S([\s\S]{0,48}\S)?\s*$")]
     pub metric: String,
+    #[schema(value_type = AlertCondition)]
     pub condition: String,
+    #[schema(value_type = crate::measurements::http::DecimalValue)]
     pub threshold: Box<RawValue>,
+    /// Default `warning`.
     #[serde(default)]
+    #[schema(value_type = Option<AlertSeverity>)]
     pub severity: Option<String>,
     #[serde(default)]
     pub device_group_id: Option<i64>,
+    /// Default true.
     #[serde(default)]
     pub is_active: Option<bool>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+/// The fields to change. An absent field is left as it is, and so is a `null` one but for
+/// `description` and `device_group_id` (`null` clears them); `threshold` may not be `null`.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[schema(as = AlertRulePatch)]
 pub struct PatchRule {
     #[serde(default)]
+    #[schema(pattern = r"^\s*\S([\s\S]{0,98}\S)?\s*$")]
     pub name: Option<String>,
+    /// `null` or blank clears it.
     #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<String>, pattern = r"^\s*(\S([\s\S]{0,498}\S)?)?\s*$")]
     pub description: Option<Option<String>>,
     #[serde(default)]
+    #[schema(pattern = r"^\s*\S([\s\S]{0,48}\S)?\s*$")]
     pub metric: Option<String>,
     #[serde(default)]
+    #[schema(value_type = Option<AlertCondition>)]
     pub condition: Option<String>,
     #[serde(default, deserialize_with = "raw_field")]
+    #[schema(value_type = crate::measurements::http::DecimalValue)]
     pub threshold: Option<Box<RawValue>>,
     #[serde(default)]
+    #[schema(value_type = Option<AlertSeverity>)]
     pub severity: Option<String>,
+    /// `null` clears it.
     #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<i64>)]
     pub device_group_id: Option<Option<i64>>,
     #[serde(default)]
     pub is_active: Option<bool>,
@@ -435,7 +535,12 @@ fn rule_reply(rule: &AlertRule) -> Result<RuleView, ApiError> {
     RuleView::of(rule).ok_or_else(|| internal("a rule command left no rule"))
 }
 
-/// `POST /api/v1/monitoring/alert-rules` → 201, built from the command's own events.
+// The reply is built from the command's own events.
+/// Managers and above.
+#[utoipa::path(post, path = "/api/v1/monitoring/alert-rules", tag = tags::CORE, security(("bearer" = [])),
+    request_body = CreateRule,
+    responses((status = 201, body = RuleView),
+        (status = 403, description = "Not enough permissions", body = Detail)))]
 pub async fn create_rule(
     State(state): State<AppState>,
     caller: Caller,
@@ -462,7 +567,14 @@ pub async fn create_rule(
     Ok((StatusCode::CREATED, axum::Json(rule_reply(&rule)?)).into_response())
 }
 
-/// `PATCH /api/v1/monitoring/alert-rules/{rule_id}` → the rule.
+/// Answers the rule; managers and above.
+#[utoipa::path(patch, path = "/api/v1/monitoring/alert-rules/{rule_id}", tag = tags::CORE,
+    security(("bearer" = [])), params(("rule_id" = i64, Path, description = "Alert rule id")),
+    request_body(content = Option<PatchRule>),
+    responses((status = 200, body = RuleView),
+        (status = 403, description = "Not enough permissions", body = Detail),
+        (status = 404, description = "Alert rule not found", body = Detail),
+        (status = 409, description = "Conflicting update, try again", body = Detail)))]
 pub async fn patch_rule(
     State(state): State<AppState>,
     caller: Caller,
@@ -489,7 +601,13 @@ pub async fn patch_rule(
     Ok(Json(rule_reply(&rule)?))
 }
 
-/// `DELETE /api/v1/monitoring/alert-rules/{rule_id}` → 204.
+/// Managers and above.
+#[utoipa::path(delete, path = "/api/v1/monitoring/alert-rules/{rule_id}", tag = tags::CORE,
+    security(("bearer" = [])), params(("rule_id" = i64, Path, description = "Alert rule id")),
+    responses((status = 204, description = "Deleted"),
+        (status = 403, description = "Not enough permissions", body = Detail),
+        (status = 404, description = "Alert rule not found", body = Detail),
+        (status = 409, description = "Conflicting update, try again", body = Detail)))]
 pub async fn delete_rule(
     State(state): State<AppState>,
     caller: Caller,

@@ -35,7 +35,9 @@ pub fn parse_interval(raw: &str) -> Result<Interval, AnalyticsError> {
         )
     };
     let raw = raw.trim();
-    let (digits, unit) = raw.split_at(raw.len().saturating_sub(1));
+    // The unit is the last character, which may take more than one byte.
+    let unit_at = raw.char_indices().last().map_or(0, |(at, _)| at);
+    let (digits, unit) = raw.split_at(unit_at);
     let n: i64 = digits
         .parse()
         .ok()
@@ -240,6 +242,9 @@ mod tests {
             "+1h",
             "367d",
             "99999999999999999d",
+            "1é",
+            "é",
+            "1h°",
         ] {
             assert!(parse_interval(bad).is_err(), "{bad}");
         }

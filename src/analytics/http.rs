@@ -8,6 +8,8 @@ use crate::auth::Caller;
 use crate::devices::views::{self, iso, DeviceRow, VISIBLE};
 use crate::http::{ApiError, Json, Namespace, Query};
 use crate::measurements::domain::parse_timestamp;
+use crate::measurements::http::Timestamp;
+use crate::openapi::{tags, Detail};
 use crate::state::AppState;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -18,6 +20,8 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 use sqlx::PgConnection;
+use std::collections::BTreeMap;
+use utoipa::{IntoParams, ToSchema};
 
 const NS: Namespace = Namespace::Core;
 
@@ -126,25 +130,82 @@ fn opt_number(v: Option<Decimal>) -> Value {
     v.map_or(Value::Null, number)
 }
 
-#[derive(Debug, Deserialize)]
+/// `<n><s|m|h|d>`, n ≥ 1, at most 366 days.
+pub struct IntervalText;
+
+impl utoipa::PartialSchema for IntervalText {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        crate::openapi::schema_from_json(
+            json!({"type": "string", "pattern": r"^\s*0*[1-9]\d*[smhd]\s*$"}),
+        )
+    }
+}
+
+impl ToSchema for IntervalText {}
+
+/// The window must hold at most 10 000 intervals and `end` be after `start`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct TelemetryQuery {
     #[serde(default)]
+    #[param(required = true, value_type = Timestamp, inline)]
     pub start: Option<String>,
+    /// After `start`.
     #[serde(default)]
+    #[param(required = true, value_type = Timestamp, inline)]
     pub end: Option<String>,
+    /// Bucket width `<n><s|m|h|d>` (default `1h`; at most 366 days).
     #[serde(default)]
+    #[param(value_type = Option<IntervalText>, inline)]
     pub interval: Option<String>,
+    /// `avg` (default), `min`, `max`, `sum` or `count`.
     #[serde(default)]
+    #[param(value_type = Option<AggName>, inline)]
     pub agg: Option<String>,
+    /// An IANA time zone for day buckets (default UTC).
     #[serde(default)]
     pub tz: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
+/// `avg`, `min`, `max`, `sum` or `count`.
+pub struct AggName;
+
+impl utoipa::PartialSchema for AggName {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        crate::openapi::schema_from_json(
+            json!({"type": "string", "enum": ["avg", "min", "max", "sum", "count"]}),
+        )
+    }
+}
+
+impl ToSchema for AggName {}
+
+/// One bucket: `timestamp` (UTC without an offset) and the value of each metric.
+pub struct TelemetryRecord;
+
+impl utoipa::PartialSchema for TelemetryRecord {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        crate::openapi::schema_from_json(json!({
+            "type": "object",
+            "required": ["timestamp"],
+            "properties": {"timestamp": {"type": "string"}},
+            "additionalProperties": {"type": "number"}
+        }))
+    }
+}
+
+impl ToSchema for TelemetryRecord {}
+
+/// Seed 002 telemetry series of a device.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = TelemetrySeries)]
 pub struct TelemetryReply {
+    /// The device_uid.
     pub device_id: String,
     pub interval: String,
     pub agg: String,
+    /// One per non-empty bucket, oldest first.
+    #[schema(value_type = Vec<TelemetryRecord>)]
     pub records: Vec<Map<String, Value>>,
     pub count: usize,
 }
@@ -175,7 +236,16 @@ pub fn records(rows: &[super::BucketRow], agg: Agg) -> Vec<Map<String, Value>> {
     out
 }
 
-/// `GET /api/v1/analytics/telemetry/{device_id}`.
+/// The device's measurements aggregated per interval; managers and above.
+///
+/// Buckets are aligned to the UTC epoch (day buckets to midnight in `tz`); empty ones are
+/// left out. The window must hold at most 10 000 intervals.
+#[utoipa::path(get, path = "/api/v1/analytics/telemetry/{device_id}", tag = tags::CORE,
+    security(("bearer" = [])),
+    params(("device_id" = String, Path, description = "The integer id or the device_uid"), TelemetryQuery),
+    responses((status = 200, body = TelemetryReply),
+        (status = 403, description = "Not enough permissions", body = Detail),
+        (status = 404, description = "Device not found", body = Detail)))]
 pub async fn telemetry(
     State(state): State<AppState>,
     caller: Caller,
@@ -231,14 +301,109 @@ pub async fn telemetry(
     }))
 }
 
-#[derive(Debug, Deserialize)]
+/// The window (default: the 24 hours before `end`, which defaults to now); `end` must be after
+/// `start`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct WindowQuery {
     #[serde(default)]
+    #[param(value_type = Option<Timestamp>, inline)]
     pub start: Option<String>,
+    /// After `start`; default now.
     #[serde(default)]
+    #[param(value_type = Option<Timestamp>, inline)]
     pub end: Option<String>,
+    /// The metric of the trend (default: the most frequent in the window).
     #[serde(default)]
     pub metric: Option<String>,
+}
+
+/// `POST /reports`: as [`WindowQuery`], but `start` and `end` are required.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+pub struct ReportQuery {
+    #[param(value_type = Timestamp, inline)]
+    start: String,
+    /// After `start`.
+    #[param(value_type = Timestamp, inline)]
+    end: String,
+    /// The metric of the trend (default: the most frequent in the window).
+    metric: Option<String>,
+}
+
+/// The status reports of a device in a window.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct StatusSummary {
+    total_events: i64,
+    /// Reports per status (`online`, `offline`).
+    status_counts: BTreeMap<String, i64>,
+    /// Online reports / all reports, 4 places; null without any.
+    uptime_ratio: Option<f64>,
+}
+
+/// `GET /analytics/status/{device_id}` (stored as a `status` analysis).
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct StatusAnalysis {
+    /// The device_uid.
+    device_id: String,
+    total_events: i64,
+    /// Reports per status (`online`, `offline`).
+    status_counts: BTreeMap<String, i64>,
+    /// Online reports / all reports, 4 places; null without any.
+    uptime_ratio: Option<f64>,
+}
+
+/// The least-squares trend of one metric in a window (slope per hour).
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct TrendSummary {
+    /// Null when the window has no measurement.
+    metric: Option<String>,
+    count: i64,
+    mean: Option<f64>,
+    /// Population standard deviation.
+    std: Option<f64>,
+    min: Option<f64>,
+    max: Option<f64>,
+    slope: Option<f64>,
+    #[schema(pattern = "^(increasing|decreasing|stable)$")]
+    trend: String,
+}
+
+/// `GET /analytics/trends/{device_id}` (stored as a `trend` analysis).
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct TrendAnalysis {
+    /// The device_uid.
+    device_id: String,
+    /// Null when the window has no measurement.
+    metric: Option<String>,
+    count: i64,
+    mean: Option<f64>,
+    /// Population standard deviation.
+    std: Option<f64>,
+    min: Option<f64>,
+    max: Option<f64>,
+    slope: Option<f64>,
+    #[schema(pattern = "^(increasing|decreasing|stable)$")]
+    trend: String,
+}
+
+/// `POST /analytics/reports/{device_id}`: status and trend, stored as a `report` analysis.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct ReportAnalysis {
+    /// The id of the stored result.
+    report_id: String,
+    /// The device_uid.
+    device_id: String,
+    status: StatusSummary,
+    trends: TrendSummary,
+    /// UTC without an offset.
+    created_at: String,
 }
 
 fn window_params(start: DateTime<Utc>, end: DateTime<Utc>, metric: Option<&str>) -> Value {
@@ -338,8 +503,15 @@ async fn store(
         .map_err(internal)
 }
 
-/// `GET /api/v1/analytics/status/{device_id}`: status reports in the window (default: the
-/// last 24 hours), stored as a `status` analysis.
+/// The device's status reports in the window, stored as a `status` analysis.
+///
+/// The window defaults to the 24 hours before `end` (default now). Devices the caller may not
+/// see are not found.
+#[utoipa::path(get, path = "/api/v1/analytics/status/{device_id}", tag = tags::CORE,
+    security(("bearer" = [])),
+    params(("device_id" = String, Path, description = "The integer id or the device_uid"), WindowQuery),
+    responses((status = 200, body = StatusAnalysis),
+        (status = 404, description = "Device not found", body = Detail)))]
 pub async fn status(
     State(state): State<AppState>,
     caller: Caller,
@@ -365,7 +537,15 @@ pub async fn status(
     Ok(Json(reply))
 }
 
-/// `GET /api/v1/analytics/trends/{device_id}`, stored as a `trend` analysis.
+/// The least-squares trend of a metric in the window, stored as a `trend` analysis.
+///
+/// The window defaults to the 24 hours before `end` (default now); the metric to the most
+/// frequent in it. Devices the caller may not see are not found.
+#[utoipa::path(get, path = "/api/v1/analytics/trends/{device_id}", tag = tags::CORE,
+    security(("bearer" = [])),
+    params(("device_id" = String, Path, description = "The integer id or the device_uid"), WindowQuery),
+    responses((status = 200, body = TrendAnalysis),
+        (status = 404, description = "Device not found", body = Detail)))]
 pub async fn trends(
     State(state): State<AppState>,
     caller: Caller,
@@ -392,7 +572,14 @@ pub async fn trends(
     Ok(Json(reply))
 }
 
-/// `POST /api/v1/analytics/reports/{device_id}?start&end` → 200: status + trends, stored.
+/// Status and trend of the device in the window, stored as a `report` analysis (200).
+///
+/// Devices the caller may not see are not found.
+#[utoipa::path(post, path = "/api/v1/analytics/reports/{device_id}", tag = tags::CORE,
+    security(("bearer" = [])),
+    params(("device_id" = String, Path, description = "The integer id or the device_uid"), ReportQuery),
+    responses((status = 200, body = ReportAnalysis),
+        (status = 404, description = "Device not found", body = Detail)))]
 pub async fn report(
     State(state): State<AppState>,
     caller: Caller,
@@ -430,27 +617,57 @@ pub async fn report(
     Ok(Json(reply))
 }
 
-#[derive(Debug, Deserialize)]
+/// `report`, `status` or `trend`.
+pub struct AnalysisTypeName;
+
+impl utoipa::PartialSchema for AnalysisTypeName {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        crate::openapi::schema_from_json(
+            json!({"type": "string", "enum": ["report", "status", "trend"]}),
+        )
+    }
+}
+
+impl ToSchema for AnalysisTypeName {}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ResultsQuery {
     #[serde(default)]
+    #[param(required = true, value_type = AnalysisTypeName, inline)]
     pub analysis_type: Option<String>,
+    /// The integer id or the device_uid; a device the caller may not see has no results.
     #[serde(default)]
     pub device_id: Option<String>,
+    /// Results to skip (default 0).
     #[serde(default)]
+    #[param(minimum = 0)]
     pub skip: Option<i64>,
+    /// At most this many (default 20, at most 200).
     #[serde(default)]
+    #[param(minimum = 1, maximum = 200)]
     pub limit: Option<i64>,
 }
 
-#[derive(Debug, Serialize, sqlx::FromRow)]
+/// A stored analysis.
+#[derive(Debug, Serialize, ToSchema, sqlx::FromRow)]
+#[schema(as = AnalysisResult)]
 pub struct ResultRow {
     pub id: i64,
+    #[schema(pattern = "^(report|status|trend)$")]
     pub analysis_type: String,
+    /// The device_uid.
     #[sqlx(rename = "device_uid")]
     pub device_id: String,
+    /// The window (`start`, `end`) and, for trends and reports, the `metric`.
+    #[schema(value_type = Object)]
     pub params: Value,
+    /// The analysis as it was answered (a report's without its `report_id`).
+    #[schema(value_type = Object)]
     pub result: Value,
+    /// UTC without an offset.
     #[serde(serialize_with = "iso_ser")]
+    #[schema(value_type = String)]
     pub created_at: DateTime<Utc>,
 }
 
@@ -458,7 +675,9 @@ fn iso_ser<S: serde::Serializer>(at: &DateTime<Utc>, s: S) -> Result<S::Ok, S::E
     s.serialize_str(&iso(*at))
 }
 
-/// `GET /api/v1/analytics/results?analysis_type&device_id&skip&limit`, newest first.
+/// Stored analyses of the devices the caller may see, newest first.
+#[utoipa::path(get, path = "/api/v1/analytics/results", tag = tags::CORE, security(("bearer" = [])),
+    params(ResultsQuery), responses((status = 200, body = Vec<ResultRow>)))]
 pub async fn results(
     State(state): State<AppState>,
     caller: Caller,

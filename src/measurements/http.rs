@@ -6,6 +6,7 @@ use super::RecordError;
 use crate::auth::Caller;
 use crate::devices::views;
 use crate::http::{ApiError, Json, Namespace};
+use crate::openapi::{tags, DrfError};
 use crate::state::AppState;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -16,6 +17,7 @@ use rust_decimal::{Decimal, RoundingStrategy};
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::value::RawValue;
 use serde_json::{json, Map, Value};
+use utoipa::ToSchema;
 
 const NS: Namespace = Namespace::Drf;
 
@@ -59,6 +61,99 @@ pub struct MeasurementBody {
     pub timestamp: Option<Box<RawValue>>,
 }
 
+// The body of `POST measurements/` as the document shows it: the handler reads it as
+// [`MeasurementBody`], so each field gets DRF's own message.
+/// A new measurement. Texts are trimmed: what is left is 1–50 characters (`metric`) or at most
+/// 20 (`unit`; blank is none).
+#[derive(ToSchema)]
+#[schema(as = MeasurementWrite)]
+#[allow(dead_code)]
+pub struct MeasurementWrite {
+    #[schema(value_type = MetricText)]
+    metric: String,
+    #[schema(value_type = DecimalValue)]
+    value: String,
+    #[schema(value_type = Option<UnitText>)]
+    unit: Option<String>,
+    /// Between 2000-01-01 and one day from now; default now. Without an offset it is UTC.
+    #[schema(value_type = Timestamp, required = false)]
+    timestamp: Option<String>,
+}
+
+/// A text of 1–50 characters once trimmed; a number is taken as its text.
+pub struct MetricText;
+
+impl utoipa::PartialSchema for MetricText {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        crate::openapi::schema_from_json(json!({
+            "anyOf": [
+                {"type": "string", "pattern": r"^\s*\S([\s\S]{0,48}\S)?\s*$"},
+                {"type": "number"}
+            ]
+        }))
+    }
+}
+
+impl ToSchema for MetricText {}
+
+/// At most 20 characters once trimmed; a number is taken as its text.
+pub struct UnitText;
+
+impl utoipa::PartialSchema for UnitText {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        crate::openapi::schema_from_json(json!({
+            "anyOf": [
+                {"type": "string", "pattern": r"^\s*(\S([\s\S]{0,18}\S)?)?\s*$"},
+                {"type": "number"}
+            ]
+        }))
+    }
+}
+
+impl ToSchema for UnitText {}
+
+/// A decimal as `NUMERIC(20,10)` holds it (DRF's `DecimalField(max_digits=20,
+/// decimal_places=10)` rules, `domain::check_decimal`): a JSON number, read as written and never
+/// through a double, or a string holding one. The bounds say "at most 10 digits before the
+/// point"; JSON Schema cannot count the digits after it.
+pub struct DecimalValue;
+
+impl utoipa::PartialSchema for DecimalValue {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        crate::openapi::schema_from_json(json!({
+            "description": "A decimal of at most 20 digits, at most 10 of them before the point \
+                and 10 after it: a JSON number (read as written) or a string holding one.",
+            "anyOf": [
+                {"type": "number", "exclusiveMinimum": -10_000_000_000_i64, "exclusiveMaximum": 10_000_000_000_i64},
+                {"type": "string"}
+            ]
+        }))
+    }
+}
+
+impl ToSchema for DecimalValue {}
+
+/// An instant as `domain::parse_timestamp` reads it: ISO 8601 with an offset, or without one
+/// (UTC). Seed 004 measurements and seed 002 analytics windows.
+pub struct Timestamp;
+
+/// The forms without an offset that `domain::parse_timestamp` reads (days up to 28, so every
+/// month has them): `T` with or without seconds, or a space with seconds.
+const LOCAL_DATE_TIME: &str = r"^\d{4}-(0[1-9]|1[0-2])-(0[1-9]|1\d|2[0-8])(T([01]\d|2[0-3]):[0-5]\d(:[0-5]\d(\.\d{1,9})?)?| ([01]\d|2[0-3]):[0-5]\d:[0-5]\d(\.\d{1,9})?)$";
+
+impl utoipa::PartialSchema for Timestamp {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        crate::openapi::schema_from_json(json!({
+            "anyOf": [
+                {"type": "string", "format": "date-time"},
+                {"type": "string", "pattern": LOCAL_DATE_TIME}
+            ]
+        }))
+    }
+}
+
+impl ToSchema for Timestamp {}
+
 /// The body, parsed only once the caller may write (DRF checks permissions first).
 fn read_body(bytes: &[u8]) -> Result<MeasurementBody, ApiError> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
@@ -78,13 +173,18 @@ fn read_body(bytes: &[u8]) -> Result<MeasurementBody, ApiError> {
 }
 
 /// A stored measurement as seed 004 shows it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[schema(as = Measurement)]
 pub struct MeasurementView {
     pub id: i64,
+    /// The device's id.
     pub device: i64,
     pub metric: String,
+    /// Ten decimal places (`"25.5000000000"`).
+    #[schema(pattern = r"^-?\d+\.\d{10}$")]
     pub value: String,
     pub unit: Option<String>,
+    /// UTC (`2025-11-02T10:30:00Z`).
     pub timestamp: String,
 }
 
@@ -217,8 +317,13 @@ fn record_error(err: RecordError) -> ApiError {
     }
 }
 
-/// `POST /api/devices/{id}/measurements/` → 201 with the stored measurement, built from the
-/// command's own event (the read model is async).
+// The reply is built from the command's own event (the read model is async).
+/// Records a measurement; managers and above, and the device's owner.
+#[utoipa::path(post, path = "/api/devices/{id}/measurements/", tag = tags::DRF, security(("bearer" = [])),
+    params(("id" = i64, Path, description = "Device id")), request_body = MeasurementWrite,
+    responses((status = 201, body = MeasurementView),
+        (status = 403, description = "You do not have permission to perform this action.", body = DrfError),
+        (status = 404, description = "Not found.", body = DrfError)))]
 pub async fn create(
     State(state): State<AppState>,
     caller: Caller,
@@ -264,18 +369,24 @@ struct MeasurementRow {
     ts: DateTime<Utc>,
 }
 
-/// mean / max / min of seed 004: rounded half away from zero to 2 places, in decimals.
-#[derive(Debug, Serialize)]
+/// mean / max / min of seed 004: rounded half away from zero to 2 places, in decimals; null
+/// without measurements.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = MeasurementStatistics)]
 pub struct Statistics {
     #[serde(with = "rust_decimal::serde::float_option")]
+    #[schema(value_type = Option<f64>)]
     pub mean: Option<Decimal>,
     #[serde(with = "rust_decimal::serde::float_option")]
+    #[schema(value_type = Option<f64>)]
     pub max: Option<Decimal>,
     #[serde(with = "rust_decimal::serde::float_option")]
+    #[schema(value_type = Option<f64>)]
     pub min: Option<Decimal>,
 }
 
-#[derive(Debug, Serialize)]
+/// The newest 100 measurements of a device, newest first, and their statistics.
+#[derive(Debug, Serialize, ToSchema)]
 pub struct AggregatedData {
     pub measurements: Vec<MeasurementView>,
     pub statistics: Statistics,
@@ -306,7 +417,11 @@ pub fn statistics(values: &[Decimal]) -> Statistics {
 pub const AGGREGATED_SQL: &str = "SELECT id, device_id, metric, value, unit, ts FROM measurements \
     WHERE device_id = $1 ORDER BY ts DESC, id DESC LIMIT 100";
 
-/// `GET /api/devices/{id}/aggregated-data/`.
+/// The device's newest 100 measurements, newest first, with their mean, max and min.
+#[utoipa::path(get, path = "/api/devices/{id}/aggregated-data/", tag = tags::DRF, security(("bearer" = [])),
+    params(("id" = i64, Path, description = "Device id")),
+    responses((status = 200, body = AggregatedData),
+        (status = 404, description = "Not found.", body = DrfError)))]
 pub async fn aggregated_data(
     State(state): State<AppState>,
     caller: Caller,

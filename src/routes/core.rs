@@ -1,5 +1,7 @@
 //! Seed 002: the IoT core API under `/api/v1` (FastAPI shapes).
 use crate::accounts::core as accounts;
+use crate::alerts::http as monitoring;
+use crate::analytics::http as analytics;
 use crate::devices::core_http as devices;
 use crate::state::AppState;
 use utoipa_axum::router::OpenApiRouter;
@@ -20,4 +22,14 @@ pub fn router() -> OpenApiRouter<AppState> {
         ))
         .routes(routes!(devices::list, devices::create))
         .routes(routes!(devices::get, devices::patch, devices::delete))
+        .routes(routes!(monitoring::health))
+        .routes(routes!(monitoring::alerts))
+        .routes(routes!(monitoring::acknowledge))
+        .routes(routes!(monitoring::list_rules, monitoring::create_rule))
+        .routes(routes!(monitoring::patch_rule, monitoring::delete_rule))
+        .routes(routes!(analytics::telemetry))
+        .routes(routes!(analytics::report))
+        .routes(routes!(analytics::status))
+        .routes(routes!(analytics::trends))
+        .routes(routes!(analytics::results))
 }

@@ -1,6 +1,8 @@
-//! Seed 004: the Django REST clients under `/api/token`, `/api/devices` (DRF shapes).
+//! Seed 004: the Django REST clients under `/api/token`, `/api/devices` (DRF shapes), with the
+//! device's measurements and aggregated data.
 use crate::accounts::drf as accounts;
 use crate::devices::drf_http as devices;
+use crate::measurements::http as measurements;
 use crate::state::AppState;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -17,4 +19,6 @@ pub fn router() -> OpenApiRouter<AppState> {
             devices::partial_update,
             devices::destroy
         ))
+        .routes(routes!(measurements::create))
+        .routes(routes!(measurements::aggregated_data))
 }

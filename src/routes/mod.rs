@@ -5,4 +5,3 @@ pub mod drf;
 pub mod koodtx;
 pub mod nueyne;
 pub mod system;
-pub mod telemetry;

@@ -22,6 +22,7 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(system_health))
         .routes(routes!(system_info))
+        .routes(routes!(event_by_position))
         .routes(routes!(koodtx_health))
         .routes(routes!(prometheus_metrics))
         .routes(routes!(openapi_json))
@@ -154,9 +155,41 @@ async fn system_health(State(state): State<AppState>) -> (StatusCode, Json<Syste
     )
 }
 
-/// One event of the log, whole (secret fields redacted, personal fields opened while their
-/// key exists), by its global position: what a NATS subscriber reads when the relay had to
-/// publish an event without its payload. Superadmin.
+// The document's view of `EventEnvelope` (the events crate does not depend on utoipa); the
+// read below never leaves the payload out, so `payload_omitted` is not shown.
+/// One event of the log, as a superadmin reads it (NATS subscribers get personal fields as
+/// `"[personal]"`).
+#[derive(ToSchema)]
+#[schema(as = EventEnvelope)]
+#[allow(dead_code)]
+struct EventEnvelopeDoc {
+    event_id: uuid::Uuid,
+    /// The Rust variant name (`DeviceRegistered`).
+    event_type: String,
+    schema_version: i32,
+    /// `<category>-<id>`.
+    stream_id: String,
+    category: String,
+    stream_version: i64,
+    global_position: i64,
+    recorded_at: chrono::DateTime<chrono::Utc>,
+    /// The payload, secret fields redacted (`"[redacted]"`), personal fields opened (or
+    /// `"[erased]"`); null for an event without fields.
+    data: serde_json::Value,
+    /// Actor, request, correlation and causation ids.
+    #[schema(value_type = Object)]
+    metadata: serde_json::Value,
+}
+
+/// One event of the log by its global position, secret fields redacted, personal fields
+/// opened while their subject's key exists (`"[erased]"` after); superadmins only.
+///
+/// What a NATS subscriber reads when the relay had to publish an event without its payload.
+#[utoipa::path(get, path = "/api/v1/system/events/{position}", tag = tags::CORE, security(("bearer" = [])),
+    params(("position" = i64, Path, description = "Global position in the log")),
+    responses((status = 200, body = EventEnvelopeDoc),
+        (status = 403, description = "Not enough permissions", body = crate::openapi::Detail),
+        (status = 404, description = "No event at that position", body = crate::openapi::Detail)))]
 pub(crate) async fn event_by_position(
     State(state): State<AppState>,
     caller: Caller,
