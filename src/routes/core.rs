@@ -1,5 +1,6 @@
 //! Seed 002: the IoT core API under `/api/v1` (FastAPI shapes).
 use crate::accounts::core as accounts;
+use crate::audit::http as audit;
 use crate::devices::core_http as devices;
 use crate::state::AppState;
 use utoipa_axum::router::OpenApiRouter;
@@ -20,4 +21,5 @@ pub fn router() -> OpenApiRouter<AppState> {
         ))
         .routes(routes!(devices::list, devices::create))
         .routes(routes!(devices::get, devices::patch, devices::delete))
+        .routes(routes!(audit::trail))
 }
