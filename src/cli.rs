@@ -8,6 +8,8 @@ Environment:
   DATABASE_URL        Postgres URL (required), e.g. postgres://postgres@127.0.0.1:5432/fleetstream
   NATS_URL            NATS URL [default: nats://127.0.0.1:4222]
   FLEET_JWT_SECRET    token signing secret, at least 32 bytes (serve only)
+  FLEET_MASTER_KEY    wraps the keys of personal data, at least 32 bytes (serve; tools that
+                      open personal fields, e.g. `events show --audit`)
   FLEET_HTTP_ADDR     listen address [default: 0.0.0.0:8000]
   FLEET_ADMIN_EMAIL, FLEET_ADMIN_PASSWORD
                       first superadmin, created at start-up when none exists
@@ -105,11 +107,21 @@ pub enum EventsCommand {
         #[arg(long, default_value_t = 20)]
         limit: i64,
     },
-    /// Print every event of one stream (e.g. `device-12`).
+    /// Print every event of one stream (e.g. `device-12`), or its audit trail with --audit.
     #[command(after_help = ENVIRONMENT)]
     Show {
         /// Stream id: `<category>-<id>`.
         stream: String,
+        /// Print the audit trail instead (JSON lines: who, when, which request, fields changed
+        /// old → new); personal fields are opened with FLEET_MASTER_KEY.
+        #[arg(long)]
+        audit: bool,
+        /// With --audit: only entries recorded at or after this time (RFC 3339).
+        #[arg(long, requires = "audit", value_name = "TIME", value_parser = parse_time)]
+        from: Option<chrono::DateTime<chrono::Utc>>,
+        /// With --audit: only entries recorded at or before this time (RFC 3339).
+        #[arg(long, requires = "audit", value_name = "TIME", value_parser = parse_time)]
+        to: Option<chrono::DateTime<chrono::Utc>>,
     },
     /// Print every event of one request or flow, in commit order.
     #[command(after_help = ENVIRONMENT)]
@@ -160,4 +172,11 @@ pub enum NatsCommand {
         #[arg(long)]
         from: i64,
     },
+}
+
+/// An RFC 3339 time (`2026-01-31T09:00:00Z`, any offset).
+fn parse_time(raw: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
+    chrono::DateTime::parse_from_rfc3339(raw.trim())
+        .map(|t| t.with_timezone(&chrono::Utc))
+        .map_err(|e| format!("not an RFC 3339 time ({e}), e.g. 2026-01-31T09:00:00Z"))
 }

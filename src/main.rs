@@ -119,7 +119,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             .await?;
             println!("superadmin {email} created with id {id}");
         }
-        Command::Events { command } => events(&pool, command).await?,
+        Command::Events { command } => events(&pool, &config, command).await?,
         Command::Projections { command } => {
             projections(AppState::new(pool, config, None), command).await?
         }
@@ -386,7 +386,11 @@ async fn categories(pool: &sqlx::PgPool) -> anyhow::Result<Vec<String>> {
     .await?)
 }
 
-async fn events(pool: &sqlx::PgPool, command: EventsCommand) -> anyhow::Result<()> {
+async fn events(
+    pool: &sqlx::PgPool,
+    config: &Config,
+    command: EventsCommand,
+) -> anyhow::Result<()> {
     let print = |e: &fleetstream_events::StoredEvent| {
         println!(
             "{}",
@@ -394,7 +398,13 @@ async fn events(pool: &sqlx::PgPool, command: EventsCommand) -> anyhow::Result<(
         );
     };
     match command {
-        EventsCommand::Show { stream } => {
+        EventsCommand::Show {
+            stream,
+            audit: true,
+            from,
+            to,
+        } => audit_trail(pool, config, &stream, from, to).await?,
+        EventsCommand::Show { stream, .. } => {
             let mut conn = pool.acquire().await?;
             let events = fleetstream_events::store::read_stream(&mut conn, &stream, 1).await?;
             anyhow::ensure!(!events.is_empty(), "stream {stream} has no events");
@@ -465,5 +475,37 @@ async fn events(pool: &sqlx::PgPool, command: EventsCommand) -> anyhow::Result<(
             }
         }
     }
+    Ok(())
+}
+
+/// `events show <stream> --audit`: the stream's audit trail as JSON lines, personal fields
+/// opened with FLEET_MASTER_KEY.
+async fn audit_trail(
+    pool: &sqlx::PgPool,
+    config: &Config,
+    stream: &str,
+    from: Option<chrono::DateTime<chrono::Utc>>,
+    to: Option<chrono::DateTime<chrono::Utc>>,
+) -> anyhow::Result<()> {
+    use fleetstream::audit::{self, AuditError};
+    use fleetstream_events::privacy::{Keyring, PrivacyError};
+    let keyring = config
+        .master_key
+        .as_ref()
+        .map(|key| Keyring::from_secret(key.as_bytes()));
+    let window = audit::Window { after: 0, from, to };
+    let mut conn = pool.acquire().await?;
+    let found = audit::scan(&mut conn, keyring.as_ref(), stream, &window, |entry| {
+        println!("{}", serde_json::to_string(&entry).unwrap_or_default());
+        std::ops::ControlFlow::Continue(())
+    })
+    .await
+    .map_err(|err| match err {
+        AuditError::Privacy(PrivacyError::NoKeyring) => anyhow::anyhow!(
+            "stream {stream} holds sealed personal data: set FLEET_MASTER_KEY to open it"
+        ),
+        other => other.into(),
+    })?;
+    anyhow::ensure!(found, "stream {stream} has no events");
     Ok(())
 }

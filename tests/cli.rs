@@ -362,3 +362,117 @@ fn fleetbench_takes_its_suite_and_options_through_the_parser() {
     assert_eq!(no_db.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&no_db.stderr).contains("DATABASE_URL: is not set"));
 }
+
+/// Issue 15: `events show --audit` prints the audit trail as JSON lines, opening personal fields
+/// with FLEET_MASTER_KEY (without it, one line naming the variable); `events show` alone still
+/// prints the events with personal fields hidden.
+#[sqlx::test(migrations = false)]
+async fn events_show_audit_prints_the_trail_and_needs_the_master_key(pool: PgPool) {
+    let url = url_of(&pool).await;
+    let migrated = fleetstream(&["migrate"], &[("DATABASE_URL", &url)]);
+    assert!(migrated.status.success(), "{}", stderr_of(&migrated));
+    let state = fleetstream::testing::state(pool.clone());
+    let kim =
+        fleetstream::testing::account(&state, "kim@example.com", fleetstream_events::Role::User)
+            .await;
+    let c = fleetstream::testing::TestClient::new(state);
+    let patched = c
+        .request(
+            "PATCH",
+            "/api/v1/users/me",
+            Some(&kim.token),
+            serde_json::json!({"full_name": "Kim"}),
+        )
+        .await;
+    assert_eq!(patched.status, 200, "{}", patched.text);
+    let stream = format!("account-{}", kim.id);
+    // The key `testing::state` sealed with.
+    let key = fleetstream::config::Config::for_tests("postgres://unused")
+        .master_key
+        .unwrap();
+    let env = [
+        ("DATABASE_URL", url.as_str()),
+        ("FLEET_MASTER_KEY", key.as_str()),
+    ];
+
+    let audit = fleetstream(&["events", "show", &stream, "--audit"], &env);
+    assert!(audit.status.success(), "{}", stderr_of(&audit));
+    let entries: Vec<serde_json::Value> = String::from_utf8_lossy(&audit.stdout)
+        .lines()
+        .map(|line| serde_json::from_str(line).expect("a JSON line"))
+        .collect();
+    assert_eq!(entries.len(), 2);
+    assert_eq!(entries[0]["event_type"], "AccountRegistered");
+    assert_eq!(entries[1]["event_type"], "ProfileChanged");
+    assert_eq!(entries[1]["actor"], kim.id);
+    assert!(entries[1]["request_id"].is_string());
+    let changes = |entry: &serde_json::Value| entry["changes"].to_string();
+    assert!(
+        changes(&entries[0]).contains("kim@example.com"),
+        "{}",
+        entries[0]
+    );
+    assert!(
+        changes(&entries[0]).contains("[redacted]"),
+        "{}",
+        entries[0]
+    );
+    assert_eq!(
+        entries[1]["changes"],
+        serde_json::json!([{"field": "full_name", "old": null, "new": "Kim"}])
+    );
+
+    let second = entries[1]["recorded_at"].as_str().unwrap();
+    let from = fleetstream(
+        &["events", "show", &stream, "--audit", "--from", second],
+        &env,
+    );
+    assert!(from.status.success(), "{}", stderr_of(&from));
+    let lines: Vec<String> = String::from_utf8_lossy(&from.stdout)
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(lines.len(), 1);
+    assert!(lines[0].contains("ProfileChanged"));
+    let first = entries[0]["recorded_at"].as_str().unwrap();
+    let to = fleetstream(&["events", "show", &stream, "--audit", "--to", first], &env);
+    assert_eq!(String::from_utf8_lossy(&to.stdout).lines().count(), 1);
+
+    let keyless = fleetstream(
+        &["events", "show", &stream, "--audit"],
+        &[("DATABASE_URL", &url), ("FLEET_MASTER_KEY", "")],
+    );
+    assert_eq!(keyless.status.code(), Some(1));
+    assert_eq!(
+        stderr_of(&keyless),
+        format!(
+            "fleetstream: stream {stream} holds sealed personal data: set FLEET_MASTER_KEY to open it\n"
+        )
+    );
+    assert!(keyless.stdout.is_empty());
+
+    // Without --audit: the events as before, personal fields never shown (no key needed).
+    let plain = fleetstream(
+        &["events", "show", &stream],
+        &[("DATABASE_URL", &url), ("FLEET_MASTER_KEY", "")],
+    );
+    assert!(plain.status.success(), "{}", stderr_of(&plain));
+    let out = String::from_utf8_lossy(&plain.stdout);
+    assert_eq!(out.lines().count(), 2);
+    assert!(
+        out.contains("[personal]") && !out.contains("kim@example.com"),
+        "{out}"
+    );
+    let unknown = fleetstream(&["events", "show", "account-999999", "--audit"], &env);
+    assert_eq!(
+        stderr_of(&unknown),
+        "fleetstream: stream account-999999 has no events\n"
+    );
+    let bad_time = fleetstream(
+        &["events", "show", &stream, "--audit", "--from", "yesterday"],
+        &env,
+    );
+    assert_eq!(bad_time.status.code(), Some(2), "clap refuses it");
+    let without_audit = fleetstream(&["events", "show", &stream, "--from", first], &env);
+    assert_eq!(without_audit.status.code(), Some(2), "--from needs --audit");
+}

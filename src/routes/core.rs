@@ -2,6 +2,7 @@
 use crate::accounts::core as accounts;
 use crate::alerts::http as monitoring;
 use crate::analytics::http as analytics;
+use crate::audit::http as audit;
 use crate::devices::core_http as devices;
 use crate::state::AppState;
 use utoipa_axum::router::OpenApiRouter;
@@ -32,4 +33,5 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(analytics::status))
         .routes(routes!(analytics::trends))
         .routes(routes!(analytics::results))
+        .routes(routes!(audit::trail))
 }

@@ -211,9 +211,14 @@ pub(crate) async fn event_by_position(
         .map_err(|e| ApiError::internal(Namespace::Core, e))?
         .into_iter()
         .collect();
-    privacy::open_events(&mut conn, state.store.keyring(), &mut Default::default(), &mut event)
-        .await
-        .map_err(|e| ApiError::internal(Namespace::Core, e))?;
+    privacy::open_events(
+        &mut conn,
+        state.store.keyring(),
+        &mut Default::default(),
+        &mut event,
+    )
+    .await
+    .map_err(|e| ApiError::internal(Namespace::Core, e))?;
     event
         .first()
         .map(|e| Json(EventEnvelope::opened(e)))
