@@ -17,6 +17,8 @@ pub struct ReaderHealth {
     pub lag_seconds: f64,
     pub last_error: Option<String>,
     pub failing_since: Option<chrono::DateTime<chrono::Utc>>,
+    /// Events it stepped past after failing on each again and again; cleared by a rebuild.
+    pub skipped_events: i64,
 }
 
 impl ReaderHealth {
@@ -29,6 +31,7 @@ impl ReaderHealth {
             lag_seconds: status.lag_seconds,
             last_error: status.last_error,
             failing_since: status.failing_since,
+            skipped_events: status.skipped_events,
         }
     }
 }
@@ -69,6 +72,12 @@ fn reader_reasons(reader: &ReaderHealth, max_lag_secs: f64) -> Vec<String> {
     let mut reasons = Vec::new();
     if let Some(error) = &reader.last_error {
         reasons.push(format!("{} is failing: {error}", reader.name));
+    }
+    if reader.skipped_events > 0 {
+        reasons.push(format!(
+            "{} skipped {} events it could not apply; fix the cause and rebuild it",
+            reader.name, reader.skipped_events
+        ));
     }
     if reader.lag_seconds > max_lag_secs {
         reasons.push(format!(

@@ -497,3 +497,72 @@ async fn system_info_is_for_the_superadmin(pool: sqlx::PgPool) {
     let r = ctx.c.get("/api/v1/system/info", None).await;
     assert_eq!(pair(&r), (401, json!({"detail": "Not authenticated"})));
 }
+
+/// An event the alert manager cannot decode is stepped past and recorded; the breach after it
+/// still raises its alert (one event never stops the manager).
+#[sqlx::test(migrator = "fleetstream::db::MIGRATOR")]
+async fn an_undecodable_telemetry_event_is_skipped_and_the_next_breach_still_raises(
+    pool: sqlx::PgPool,
+) {
+    use fleetstream_events::store::{self, ExpectedVersion, NewEvent, StreamAppend};
+    let ctx = setup(pool.clone()).await;
+    let r = ctx
+        .c
+        .post(
+            "/api/v1/monitoring/alert-rules",
+            Some(&ctx.manager),
+            rule_body(),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    // The manager reads the rules' read model.
+    testing::catch_up(&ctx.state).await;
+    let mut conn = pool.acquire().await.unwrap();
+    store::append(
+        &mut conn,
+        &[StreamAppend {
+            stream_id: "telemetry-999999".into(),
+            expected: ExpectedVersion::Any,
+            events: vec![NewEvent {
+                event_id: uuid::Uuid::now_v7(),
+                event_type: "TelemetryRecorded".into(),
+                schema_version: 1,
+                data: json!({"device_id": "not a number"}),
+                metadata: json!({}),
+            }],
+        }],
+    )
+    .await
+    .unwrap();
+    measure(&ctx, "45.5").await;
+
+    // Steps until the breach is raised (an older transaction elsewhere in the cluster may
+    // hold the never-skipping reader back for a moment).
+    let manager = AlertManager::new(ctx.state.store.clone());
+    let raised = async {
+        loop {
+            manager.step(500).await.expect("the manager goes on");
+            let raised: i64 =
+                sqlx::query_scalar("SELECT count(*) FROM events WHERE event_type = 'AlertRaised'")
+                    .fetch_one(&pool)
+                    .await
+                    .unwrap();
+            if raised > 0 {
+                return raised;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    };
+    let raised = tokio::time::timeout(std::time::Duration::from_secs(20), raised)
+        .await
+        .expect("the breach after the undecodable event never raised its alert");
+    assert_eq!(raised, 1);
+    let skipped: (i64, String) = sqlx::query_as(
+        "SELECT count(*), max(error) FROM projection_skipped WHERE projection = 'alert_manager'",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(skipped.0, 1);
+    assert!(skipped.1.contains("TelemetryRecorded"), "{}", skipped.1);
+}

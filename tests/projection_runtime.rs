@@ -275,6 +275,7 @@ async fn a_batch_failing_mid_way_moves_nothing_and_a_restart_resumes_exactly_onc
         poll_interval: Duration::from_millis(50),
         error_backoff: Duration::from_millis(50),
         max_error_backoff: Duration::from_millis(200),
+        skip_after_failures: 5,
     };
     let handles =
         Runner::new(pool.clone(), vec![projection.clone()], config).spawn(wakeup, shutdown.clone());
@@ -485,6 +486,8 @@ async fn a_projection_failing_on_one_event_keeps_its_checkpoint_and_blocks_no_ot
         poll_interval: Duration::from_millis(50),
         error_backoff: Duration::from_millis(20),
         max_error_backoff: Duration::from_millis(100),
+        // This test watches the retries; the next one watches the skip.
+        skip_after_failures: u32::MAX,
     };
     let projections: Vec<Arc<dyn Projection>> = vec![poisoned.clone(), healthy.clone()];
     let handles = Runner::new(pool.clone(), projections, config).spawn(wakeup, shutdown.clone());
@@ -555,4 +558,95 @@ async fn a_projection_failing_on_one_event_keeps_its_checkpoint_and_blocks_no_ot
         let _ = tokio::time::timeout(Duration::from_secs(5), handle).await;
     }
     assert_eq!(applications(&pool).await, (35, 35));
+}
+
+/// An event that fails every time stops nothing: after `skip_after_failures` tries the runner
+/// records it in `projection_skipped`, moves past it and applies the rest; health lists it
+/// until a rebuild, which applies it again.
+#[sqlx::test(migrator = "fleetstream::db::MIGRATOR")]
+async fn an_event_that_always_fails_is_skipped_recorded_and_replayed_by_a_rebuild(pool: PgPool) {
+    create_tables(&pool).await;
+    sqlx::query("CREATE TABLE poisoned_log (global_position BIGINT PRIMARY KEY)")
+        .execute(&pool)
+        .await
+        .unwrap();
+    append_events(&pool, 20).await;
+    let poison_position = position_of_nth_event(&pool, 7).await;
+    let poisoned = Arc::new(PoisonedProjection {
+        poison_position,
+        poisoned: std::sync::atomic::AtomicBool::new(true),
+    });
+    let shutdown = CancellationToken::new();
+    let wakeup = Wakeup::listen(&pool, shutdown.clone()).await.unwrap();
+    let config = RunnerConfig {
+        batch_size: 10,
+        poll_interval: Duration::from_millis(50),
+        error_backoff: Duration::from_millis(10),
+        max_error_backoff: Duration::from_millis(40),
+        skip_after_failures: 3,
+    };
+    let projections: Vec<Arc<dyn Projection>> = vec![poisoned.clone()];
+    let handles = Runner::new(pool.clone(), projections, config).spawn(wakeup, shutdown.clone());
+    append_events(&pool, 5).await;
+
+    let status = || async {
+        fleetstream_projections::status(
+            &mut pool.acquire().await.unwrap(),
+            "test_poisoned",
+            Some(&["tally".to_owned()]),
+        )
+        .await
+        .unwrap()
+    };
+    let settled = async {
+        loop {
+            let s = status().await;
+            if s.lag_events == 0 && s.skipped_events == 1 {
+                return s;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    let s = tokio::time::timeout(Duration::from_secs(20), settled)
+        .await
+        .expect("the runner never stepped past the poisoned event");
+    assert_eq!(s.first_skipped, Some(poison_position));
+    assert_eq!(
+        s.last_error, None,
+        "the reader is healthy again past the event"
+    );
+    let logged: Vec<i64> =
+        sqlx::query_scalar("SELECT global_position FROM poisoned_log ORDER BY 1")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    assert_eq!(logged.len(), 24, "every event but the poisoned one");
+    assert!(!logged.contains(&poison_position));
+    let (error, event_type): (String, String) = sqlx::query_as(
+        "SELECT error, event_type FROM projection_skipped WHERE projection = 'test_poisoned'",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert!(error.contains("poisoned event"), "{error}");
+    assert!(!event_type.is_empty());
+    shutdown.cancel();
+    for handle in handles {
+        let _ = tokio::time::timeout(Duration::from_secs(5), handle).await;
+    }
+
+    // Fixed, the rebuild replays it and the record is gone.
+    poisoned
+        .poisoned
+        .store(false, std::sync::atomic::Ordering::SeqCst);
+    fleetstream_projections::rebuild(&pool, poisoned.as_ref(), None, 100, |_| {})
+        .await
+        .unwrap();
+    let s = status().await;
+    assert_eq!((s.skipped_events, s.first_skipped), (0, None));
+    let logged: i64 = sqlx::query_scalar("SELECT count(*) FROM poisoned_log")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(logged, 25);
 }

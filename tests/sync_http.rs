@@ -581,9 +581,15 @@ async fn a_two_megabyte_push_is_split_into_bounded_events_and_rebuilds_the_same(
     let live = snapshot(pool.clone()).await;
     assert_eq!((live.0, live.1), (2_000, 1_000));
     for projection in ctx.state.store.projections() {
-        fleetstream_projections::rebuild(&pool, projection.as_ref(), None, 500, |_| {})
-            .await
-            .unwrap();
+        fleetstream_projections::rebuild(
+            &pool,
+            projection.as_ref(),
+            ctx.state.store.keyring(),
+            500,
+            |_| {},
+        )
+        .await
+        .unwrap();
     }
     assert_eq!(snapshot(pool.clone()).await, live);
 }
@@ -678,9 +684,15 @@ async fn read_models_rebuild_from_the_log_to_the_same_rows(pool: sqlx::PgPool) {
     };
     let before = snapshot(pool.clone()).await;
     for projection in ctx.state.store.projections() {
-        fleetstream_projections::rebuild(&pool, projection.as_ref(), None, 500, |_| {})
-            .await
-            .unwrap();
+        fleetstream_projections::rebuild(
+            &pool,
+            projection.as_ref(),
+            ctx.state.store.keyring(),
+            500,
+            |_| {},
+        )
+        .await
+        .unwrap();
     }
     assert_eq!(snapshot(pool.clone()).await, before);
 }

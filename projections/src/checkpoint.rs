@@ -63,6 +63,34 @@ pub async fn record_error(pool: &sqlx::PgPool, name: &str, error: &str) -> Resul
     Ok(())
 }
 
+/// Records that the reader `name` steps past `event`, which it could not apply (`error`), in
+/// the transaction that moves its checkpoint past it.
+pub async fn skip_event(
+    conn: &mut PgConnection,
+    name: &str,
+    event: &fleetstream_events::StoredEvent,
+    error: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(include_str!("../sql/projection_skipped_insert.sql"))
+        .bind(name)
+        .bind(event.global_position)
+        .bind(event.event_id)
+        .bind(&event.event_type)
+        .bind(error)
+        .execute(conn)
+        .await?;
+    metrics::counter!("fleet_projection_events_skipped_total", "projection" => name.to_owned())
+        .increment(1);
+    tracing::error!(
+        reader = name,
+        position = event.global_position,
+        event_type = %event.event_type,
+        %error,
+        "event skipped: it failed every try; the reader goes on and health says so until a rebuild"
+    );
+    Ok(())
+}
+
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct ProjectionStatus {
     pub name: String,
@@ -75,6 +103,10 @@ pub struct ProjectionStatus {
     pub failing_since: Option<DateTime<Utc>>,
     /// Failed batches in a row.
     pub failures: i64,
+    /// Events it stepped past after failing on them again and again (until a rebuild).
+    pub skipped_events: i64,
+    /// The oldest of those.
+    pub first_skipped: Option<i64>,
 }
 
 /// Position and lag of one log reader (`categories` = what it reads; `None` = everything).
@@ -102,6 +134,8 @@ pub async fn status(
                 last_error: r.get("last_error"),
                 failing_since: r.get("failing_since"),
                 failures: r.get("failures"),
+                skipped_events: r.get("skipped_events"),
+                first_skipped: r.get("first_skipped"),
             }
         }
         None => ProjectionStatus {
@@ -113,6 +147,8 @@ pub async fn status(
             last_error: None,
             failing_since: None,
             failures: 0,
+            skipped_events: 0,
+            first_skipped: None,
         },
     })
 }

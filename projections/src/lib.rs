@@ -9,8 +9,8 @@ mod rebuild;
 mod runner;
 
 pub use checkpoint::{
-    ensure_checkpoint, load_checkpoint, projection_status, record_error, save_checkpoint, status,
-    ProjectionStatus,
+    ensure_checkpoint, load_checkpoint, projection_status, record_error, save_checkpoint,
+    skip_event, status, ProjectionStatus,
 };
 pub use projection::{apply_inline, Mode, Projection, ProjectionError};
 pub use read_model::{Either, LogEvents, ReadModel};

@@ -28,6 +28,32 @@ pub enum ProjectionError {
     },
 }
 
+impl ProjectionError {
+    /// Whether trying the same event again may succeed: the database was unreachable, busy or
+    /// rolled the transaction back (serialization, deadlock). Any other failure is the event's
+    /// own and repeats.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Self::InBatch { source, .. } => source.is_transient(),
+            Self::Database(sqlx::Error::Database(db)) => db.code().is_some_and(|code| {
+                ["08", "40", "53", "57", "58"]
+                    .iter()
+                    .any(|class| code.starts_with(class))
+            }),
+            Self::Database(_) => true,
+            Self::Decode(_) | Self::Other(_) => false,
+        }
+    }
+
+    /// The log position of the event a one-event batch failed on.
+    pub fn position(&self) -> Option<i64> {
+        match self {
+            Self::InBatch { first, last, .. } if first == last => Some(*first),
+            _ => None,
+        }
+    }
+}
+
 fn positions(first: i64, last: i64) -> String {
     if first == last {
         format!("at position {first}")

@@ -51,6 +51,7 @@ pub async fn rebuild(
         progress(events.len() as u64);
     }
     checkpoint::save_checkpoint(&mut tx, projection.name(), at).await?;
+    forget_skipped(&mut tx, projection.name()).await?;
     tx.commit().await?;
     Ok(total)
 }
@@ -71,7 +72,17 @@ pub async fn reset(
     lock_tables(&mut tx, projection).await?;
     truncate(&mut tx, projection).await?;
     checkpoint::save_checkpoint(&mut tx, projection.name(), Checkpoint::default()).await?;
+    forget_skipped(&mut tx, projection.name()).await?;
     tx.commit().await?;
+    Ok(())
+}
+
+/// A replay from the start applies the skipped events again (or fails on them).
+async fn forget_skipped(conn: &mut PgConnection, name: &str) -> Result<(), sqlx::Error> {
+    sqlx::query("DELETE FROM projection_skipped WHERE projection = $1")
+        .bind(name)
+        .execute(conn)
+        .await?;
     Ok(())
 }
 

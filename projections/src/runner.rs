@@ -16,6 +16,9 @@ pub struct RunnerConfig {
     /// The first wait after a failed batch; it doubles up to `max_error_backoff`.
     pub error_backoff: Duration,
     pub max_error_backoff: Duration,
+    /// Tries of one event failing the same non-transient way before it is skipped (recorded
+    /// in `projection_skipped`, health degraded until a rebuild) so the rest flow on.
+    pub skip_after_failures: u32,
 }
 
 impl Default for RunnerConfig {
@@ -25,6 +28,7 @@ impl Default for RunnerConfig {
             poll_interval: Duration::from_millis(250),
             error_backoff: Duration::from_secs(1),
             max_error_backoff: Duration::from_secs(30),
+            skip_after_failures: 5,
         }
     }
 }
@@ -121,11 +125,14 @@ async fn run_one(
     // After a failed batch the next events go one at a time, so the failure is pinned to one
     // event (logged with its position) and the events before it are applied.
     let mut one_by_one: i64 = 0;
+    // Consecutive non-transient failures on one event: (its position, how many).
+    let mut stuck: (i64, u32) = (0, 0);
     while !shutdown.is_cancelled() {
         let batch_size = if one_by_one > 0 { 1 } else { config.batch_size };
         match step(&pool, projection.as_ref(), batch_size).await {
             Ok(Step::Applied(n)) => {
                 backoff = config.error_backoff;
+                stuck = (0, 0);
                 one_by_one = (one_by_one - n as i64).max(0);
                 if n as i64 >= batch_size {
                     continue;
@@ -149,6 +156,24 @@ async fn run_one(
                     one_by_one = config.batch_size;
                     continue;
                 }
+                if let Some(position) = err.position().filter(|_| !err.is_transient()) {
+                    stuck = match stuck {
+                        (at, tries) if at == position => (at, tries + 1),
+                        _ => (position, 1),
+                    };
+                    if stuck.1 >= config.skip_after_failures {
+                        match skip(&pool, projection.as_ref(), position, &err).await {
+                            Ok(()) => {
+                                stuck = (0, 0);
+                                backoff = config.error_backoff;
+                                continue;
+                            }
+                            Err(skip_err) => {
+                                tracing::warn!(error = %skip_err, "could not skip the failing event")
+                            }
+                        }
+                    }
+                }
                 tracing::error!(error = %err, retry_in = ?backoff, "projection failed on an event; its checkpoint stays before it");
                 let _ = checkpoint::record_error(&pool, name, &err.to_string()).await;
                 tokio::select! {
@@ -159,6 +184,34 @@ async fn run_one(
             }
         }
     }
+}
+
+/// Moves the checkpoint past the event at `position` (still the next one to read) and records
+/// why, in one transaction.
+async fn skip(
+    pool: &PgPool,
+    projection: &dyn Projection,
+    position: i64,
+    err: &crate::ProjectionError,
+) -> Result<(), crate::ProjectionError> {
+    let mut tx = pool.begin().await?;
+    let Some(from) = checkpoint::load_checkpoint(&mut tx, projection.name()).await? else {
+        return Ok(());
+    };
+    let categories: Vec<String> = projection
+        .categories()
+        .iter()
+        .map(|c| c.to_string())
+        .collect();
+    let next = read_all(&mut tx, from, 1, Some(&categories)).await?;
+    // Only the event that failed, and only if nobody moved past it meanwhile.
+    let Some(event) = next.first().filter(|e| e.global_position == position) else {
+        return Ok(());
+    };
+    checkpoint::skip_event(&mut tx, projection.name(), event, &err.to_string()).await?;
+    checkpoint::save_checkpoint(&mut tx, projection.name(), Checkpoint::after(event)).await?;
+    tx.commit().await?;
+    Ok(())
 }
 
 /// The outcome of one batch.

@@ -111,11 +111,17 @@ impl AlertManager {
             .iter()
             .filter(|e| e.event_type == "TelemetryRecorded")
         {
-            if let Some(TelemetryEvent::TelemetryRecorded {
-                device_id, samples, ..
-            }) = stored.decode::<TelemetryEvent>().transpose()?
-            {
-                decoded.push((stored, device_id, samples));
+            match stored.decode::<TelemetryEvent>().transpose() {
+                Ok(Some(TelemetryEvent::TelemetryRecorded {
+                    device_id, samples, ..
+                })) => decoded.push((stored, device_id, samples)),
+                Ok(_) => {}
+                // It would fail the same way every time: stepped past, recorded, the batch
+                // goes on (health says so until a rebuild).
+                Err(err) => {
+                    fleetstream_projections::skip_event(conn, NAME, stored, &err.to_string())
+                        .await?
+                }
             }
         }
         let devices: Vec<i64> = decoded.iter().map(|(_, d, _)| *d).collect();
