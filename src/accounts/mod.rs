@@ -79,22 +79,7 @@ pub async fn withdraw(
     metadata: EventMetadata,
     account_id: i64,
 ) -> Result<(), CommandError<AccountError>> {
-    let stream_id = AccountEvent::stream_id(account_id);
-    let mut uow = store.begin(metadata).await?;
-    let (state, version) = uow.load::<Account>(&stream_id).await?;
-    let events = domain::decide_withdraw(&state, Utc::now()).map_err(CommandError::Domain)?;
-    uow.stage(&stream_id, ExpectedVersion::from_loaded(version), &events);
-    // The account's patients and their device pairings end in this same unit of work.
-    crate::therapy::withdraw_patients(&mut uow, account_id)
-        .await
-        .map_err(|err| match err {
-            crate::therapy::TherapyError::Conflict => CommandError::Conflict(stream_id.clone()),
-            other => CommandError::Cascade(format!("withdrawing patients: {other:?}")),
-        })?;
-    erase(&mut uow, &state).await?;
-    crate::auth::refresh::revoke_all(uow.conn(), account_id).await?;
-    uow.commit().await?;
-    Ok(())
+    end(store, metadata, account_id, Ending::Withdrawal).await
 }
 
 /// Administrator delete (seed 002 `DELETE /users/{id}`): the account ends, its sessions are
@@ -104,11 +89,39 @@ pub async fn delete(
     metadata: EventMetadata,
     account_id: i64,
 ) -> Result<(), CommandError<AccountError>> {
+    end(store, metadata, account_id, Ending::Deletion).await
+}
+
+enum Ending {
+    Withdrawal,
+    Deletion,
+}
+
+async fn end(
+    store: &EventStore,
+    metadata: EventMetadata,
+    account_id: i64,
+    ending: Ending,
+) -> Result<(), CommandError<AccountError>> {
     let stream_id = AccountEvent::stream_id(account_id);
     let mut uow = store.begin(metadata).await?;
     let (state, version) = uow.load::<Account>(&stream_id).await?;
-    let events = domain::decide_delete(&state, Utc::now()).map_err(CommandError::Domain)?;
+    let now = Utc::now();
+    let events = match ending {
+        Ending::Withdrawal => domain::decide_withdraw(&state, now),
+        Ending::Deletion => domain::decide_delete(&state, now),
+    }
+    .map_err(CommandError::Domain)?;
     uow.stage(&stream_id, ExpectedVersion::from_loaded(version), &events);
+    if let Ending::Withdrawal = ending {
+        // The account's patients and their device pairings end in this same unit of work.
+        crate::therapy::withdraw_patients(&mut uow, account_id)
+            .await
+            .map_err(|err| match err {
+                crate::therapy::TherapyError::Conflict => CommandError::Conflict(stream_id.clone()),
+                other => CommandError::Cascade(format!("withdrawing patients: {other:?}")),
+            })?;
+    }
     erase(&mut uow, &state).await?;
     crate::auth::refresh::revoke_all(uow.conn(), account_id).await?;
     uow.commit().await?;

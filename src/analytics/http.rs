@@ -357,7 +357,7 @@ pub struct StatusAnalysis {
 }
 
 /// The least-squares trend of one metric in a window (slope per hour).
-#[derive(ToSchema)]
+#[derive(ToSchema, serde::Serialize)]
 #[allow(dead_code)]
 pub struct TrendSummary {
     /// Null when the window has no measurement.
@@ -374,22 +374,13 @@ pub struct TrendSummary {
 }
 
 /// `GET /analytics/trends/{device_id}` (stored as a `trend` analysis).
-#[derive(ToSchema)]
+#[derive(ToSchema, serde::Serialize)]
 #[allow(dead_code)]
 pub struct TrendAnalysis {
     /// The device_uid.
     device_id: String,
-    /// Null when the window has no measurement.
-    metric: Option<String>,
-    count: i64,
-    mean: Option<f64>,
-    /// Population standard deviation.
-    std: Option<f64>,
-    min: Option<f64>,
-    max: Option<f64>,
-    slope: Option<f64>,
-    #[schema(pattern = "^(increasing|decreasing|stable)$")]
-    trend: String,
+    #[serde(flatten)]
+    summary: TrendSummary,
 }
 
 /// `POST /analytics/reports/{device_id}`: status and trend, stored as a `report` analysis.
