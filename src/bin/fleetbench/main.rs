@@ -7,6 +7,7 @@ mod bench_db;
 mod ingest;
 #[cfg(feature = "peers")]
 mod peers;
+mod privacy;
 mod storm;
 mod sync;
 mod telemetry;
@@ -47,6 +48,9 @@ enum Suite {
     /// `--features peers`).
     #[cfg(feature = "peers")]
     Peers,
+    /// Crypto-shredding (issue 15): account and patient commands, rebuilds and a sync control
+    /// through a sealing store against a plaintext one, with round trips counted on the wire.
+    Privacy(privacy::Options),
 }
 
 #[tokio::main]
@@ -64,5 +68,6 @@ async fn main() -> anyhow::Result<()> {
         Suite::Ingest => ingest::run(&database_url).await,
         #[cfg(feature = "peers")]
         Suite::Peers => peers::run(&database_url).await,
+        Suite::Privacy(options) => privacy::run(&database_url, options).await,
     }
 }
