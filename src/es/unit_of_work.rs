@@ -291,7 +291,13 @@ impl UnitOfWork {
             return store::load::<A::Event, A>(&mut self.tx, stream_id, A::default(), A::evolve)
                 .await;
         }
-        let mut rows = store::load_rows(&mut self.tx, stream_id).await?;
+        let mut rows = privacy::load_rows_keyed(
+            &mut self.tx,
+            self.keyring.as_deref(),
+            &mut self.keys,
+            stream_id,
+        )
+        .await?;
         let category = A::Event::CATEGORY;
         let payloads = rows
             .iter_mut()

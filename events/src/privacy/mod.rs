@@ -22,8 +22,8 @@ pub use fields::{
 pub use keyring::{DataKey, Keyring};
 #[cfg(feature = "store")]
 pub use store::{
-    email_key, holds_personal_data, open_events, open_values, phone_subject, seal, shred,
-    subject_key_exists, KeyCache, PrivacyError, SealedPlaintext,
+    email_key, holds_personal_data, load_rows_keyed, open_events, open_values, phone_subject, seal,
+    shred, subject_key_exists, KeyCache, PrivacyError, SealedPlaintext,
 };
 
 use serde_json::Value;

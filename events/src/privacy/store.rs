@@ -53,6 +53,34 @@ impl KeyCache {
     }
 }
 
+/// One stream's events as a fold reads them, its subject's live key opened into `cache` (one
+/// statement for both); personal fields are still sealed (see [`open_values`]).
+pub async fn load_rows_keyed(
+    conn: &mut PgConnection,
+    keyring: Option<&Keyring>,
+    cache: &mut KeyCache,
+    stream_id: &str,
+) -> Result<Vec<crate::store::LoadedRow>, PrivacyError> {
+    type KeyedRow = (i64, String, i32, Value, Option<Uuid>, Option<Vec<u8>>);
+    let rows: Vec<KeyedRow> = sqlx::query_as(include_str!("../../sql/load_stream_keyed.sql"))
+        .bind(stream_id)
+        .fetch_all(&mut *conn)
+        .await?;
+    let mut loaded = Vec::with_capacity(rows.len());
+    for (version, event_type, schema_version, data, key_id, wrapped_key) in rows {
+        if let (Some(keyring), Some(key_id), Some(wrapped)) = (keyring, key_id, wrapped_key) {
+            if !cache.by_id.contains_key(&key_id) {
+                let key = keyring
+                    .unwrap_key(stream_id, &wrapped)
+                    .ok_or(PrivacyError::WrongMasterKey(key_id))?;
+                cache.remember(stream_id.to_owned(), key_id, Some(key));
+            }
+        }
+        loaded.push((version, event_type, schema_version, data));
+    }
+    Ok(loaded)
+}
+
 /// The plaintext payloads of the events [`seal`] sealed, by event id: inline projections of
 /// the same transaction read them instead of the sealed form.
 #[derive(Default)]

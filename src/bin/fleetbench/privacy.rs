@@ -176,7 +176,7 @@ fn store_on(pool: PgPool, keyring: Option<Keyring>) -> EventStore {
     let store = EventStore::new(pool, fleetstream_projections::read_models::all());
     match keyring {
         Some(keyring) => store.with_keyring(keyring),
-        None => store,
+        None => store.without_sealing(),
     }
 }
 
