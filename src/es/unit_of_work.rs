@@ -366,7 +366,7 @@ impl UnitOfWork {
                 Some(keyring) => {
                     privacy::seal(&mut self.tx, keyring, &mut self.keys, &mut staged).await?
                 }
-                None if !self.plaintext && privacy::holds_personal_data(&mut staged) => {
+                None if !self.plaintext && privacy::holds_personal_data(&staged) => {
                     return Err(PrivacyError::NoKeyring.into());
                 }
                 None => Default::default(),

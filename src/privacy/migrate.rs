@@ -26,6 +26,10 @@ pub enum MigrateError {
     Privacy(#[from] privacy::PrivacyError),
     #[error(transparent)]
     Database(#[from] sqlx::Error),
+    #[error(transparent)]
+    Load(#[from] fleetstream_events::store::LoadError),
+    #[error("destroying the keys of ended subjects: {0}")]
+    Shred(String),
     #[error("rebuilding {0}: {1}")]
     Rebuild(&'static str, fleetstream_projections::ProjectionError),
 }
@@ -85,7 +89,7 @@ pub async fn migrate(
             break;
         };
         let read = rows.len() as u64;
-        let sealed = seal_rows(&mut tx, keyring, rows.len(), rows).await?;
+        let sealed = seal_rows(&mut tx, keyring, rows).await?;
         sqlx::query(
             "UPDATE privacy_migration SET last_position = $1, sealed_events = sealed_events + $2",
         )
@@ -136,11 +140,10 @@ async fn begin(pool: &PgPool) -> Result<i64, MigrateError> {
 async fn seal_rows(
     conn: &mut sqlx::PgConnection,
     keyring: &Keyring,
-    count: usize,
     rows: Vec<Row>,
 ) -> Result<u64, MigrateError> {
-    let mut positions = Vec::with_capacity(count);
-    let mut appends: Vec<StreamAppend> = Vec::with_capacity(count);
+    let mut positions = Vec::with_capacity(rows.len());
+    let mut appends: Vec<StreamAppend> = Vec::with_capacity(rows.len());
     for (position, stream_id, event_type, data) in rows {
         positions.push(position);
         appends.push(StreamAppend {
@@ -198,12 +201,7 @@ async fn shred_ended(state: &AppState) -> Result<u64, MigrateError> {
         if stream_id.starts_with(AccountEvent::CATEGORY) {
             let (account, _) = uow
                 .load::<crate::accounts::domain::Account>(&stream_id)
-                .await
-                .map_err(|err| match err {
-                    fleetstream_events::store::LoadError::Database(e) => MigrateError::Database(e),
-                    fleetstream_events::store::LoadError::Privacy(e) => MigrateError::Privacy(e),
-                    other => MigrateError::Database(sqlx::Error::Decode(Box::new(other))),
-                })?;
+                .await?;
             let keyring = uow.keyring().ok_or(MigrateError::NoKeyring)?;
             subjects.extend(
                 account
@@ -216,9 +214,8 @@ async fn shred_ended(state: &AppState) -> Result<u64, MigrateError> {
         subjects.push(stream_id);
     }
     let shredded = privacy::shred(uow.conn(), &subjects).await?;
-    uow.commit::<()>().await.map_err(|err| match err {
-        crate::es::CommandError::Database(e) => MigrateError::Database(e),
-        other => MigrateError::Database(sqlx::Error::Protocol(other.to_string())),
-    })?;
+    uow.commit::<()>()
+        .await
+        .map_err(|err| MigrateError::Shred(err.to_string()))?;
     Ok(shredded.len() as u64)
 }

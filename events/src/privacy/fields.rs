@@ -94,6 +94,11 @@ pub(crate) fn subject_of<'a>(category: &str, stream_id: &'a str, data: &'a Value
 }
 
 /// The value at a dotted path, if the payload has one.
+pub(crate) fn at_path<'v>(data: &'v Value, path: &str) -> Option<&'v Value> {
+    path.split('.').try_fold(data, |value, key| value.get(key))
+}
+
+/// [`at_path`], to change the value.
 pub(crate) fn at_path_mut<'v>(data: &'v mut Value, path: &str) -> Option<&'v mut Value> {
     let mut value = data;
     for key in path.split('.') {

@@ -1,8 +1,8 @@
 //! Sealing on append, opening on read, destroying keys: the database half of crypto-shredding.
 
 use super::fields::{
-    at_path_mut, blind_indexes, normalized_email, normalized_phone, personal_paths, subject_of,
-    Subject,
+    at_path, at_path_mut, blind_indexes, normalized_email, normalized_phone, personal_paths,
+    subject_of, Subject,
 };
 use super::keyring::{DataKey, Keyring};
 use super::{is_sealed, ERASED, SEALED_TAG};
@@ -119,10 +119,10 @@ fn subject_name(keyring: &Keyring, category: &str, stream_id: &str, data: &Value
     }
 }
 
-fn has_clear_personal_value(paths: &[&str], data: &mut Value) -> bool {
+fn has_clear_personal_value(paths: &[&str], data: &Value) -> bool {
     paths
         .iter()
-        .any(|path| at_path_mut(data, path).is_some_and(|v| !v.is_null() && !is_sealed(v)))
+        .any(|path| at_path(data, path).is_some_and(|v| !v.is_null() && !is_sealed(v)))
 }
 
 fn aad(key_id: Uuid, path: &str) -> Vec<u8> {
@@ -133,12 +133,12 @@ fn aad(key_id: Uuid, path: &str) -> Vec<u8> {
 }
 
 /// Whether any of the appends carries a personal value in clear (that only [`seal`] may write).
-pub fn holds_personal_data(streams: &mut [StreamAppend]) -> bool {
-    streams.iter_mut().any(|stream| {
+pub fn holds_personal_data(streams: &[StreamAppend]) -> bool {
+    streams.iter().any(|stream| {
         let category = category_of(&stream.stream_id);
-        stream.events.iter_mut().any(|event| {
+        stream.events.iter().any(|event| {
             let paths = personal_paths(category, &event.event_type);
-            !paths.is_empty() && has_clear_personal_value(paths, &mut event.data)
+            !paths.is_empty() && has_clear_personal_value(paths, &event.data)
         })
     })
 }
@@ -157,7 +157,7 @@ pub async fn seal(
         let category = category_of(&stream.stream_id);
         for (e, event) in stream.events.iter_mut().enumerate() {
             let paths = personal_paths(category, &event.event_type);
-            if paths.is_empty() || !has_clear_personal_value(paths, &mut event.data) {
+            if paths.is_empty() || !has_clear_personal_value(paths, &event.data) {
                 continue;
             }
             add_blind_indexes(keyring, category, &event.event_type, &mut event.data);
@@ -205,8 +205,7 @@ pub async fn seal(
 /// carry it).
 fn add_blind_indexes(keyring: &Keyring, category: &str, event_type: &str, data: &mut Value) {
     for (field, key_field) in blind_indexes(category, event_type) {
-        let Some(email) = at_path_mut(data, field).and_then(|v| v.as_str().map(str::to_owned))
-        else {
+        let Some(email) = at_path(data, field).and_then(|v| v.as_str().map(str::to_owned)) else {
             continue;
         };
         let (parent, leaf) = key_field.rsplit_once('.').unwrap_or(("", key_field));
