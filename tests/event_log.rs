@@ -22,7 +22,7 @@ enum CounterEvent {
 }
 fleetstream_events::domain_event!(CounterEvent, "counter", [Incremented]);
 
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 struct Counter {
     total: i64,
     increments: u32,

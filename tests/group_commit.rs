@@ -4,6 +4,7 @@
 
 use fleetstream::es::{Aggregate, CommandError, EventStore};
 use fleetstream_events::group::GroupAppender;
+use fleetstream_events::group_load::GroupLoader;
 use fleetstream_events::store::{self, AppendError, ExpectedVersion, NewEvent, StreamAppend};
 use fleetstream_events::{DomainEvent, EventMetadata};
 use serde::{Deserialize, Serialize};
@@ -16,7 +17,7 @@ enum TallyEvent {
 }
 fleetstream_events::domain_event!(TallyEvent, "tally", [Added]);
 
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 struct Tally {
     total: i64,
 }
@@ -206,4 +207,118 @@ async fn concurrent_commands_fail_alone(pool: PgPool) {
         versions(&pool, &TallyEvent::stream_id("shared")).await,
         [1, 2, 3, 4]
     );
+}
+
+/// One statement loads several commands' streams (fleetstream_events::group_load): each gets
+/// its own stream's events after its own version, in order; an unknown stream gets none.
+#[sqlx::test(migrator = "fleetstream::db::MIGRATOR")]
+async fn a_group_load_gives_each_command_its_own_stream(pool: PgPool) {
+    let mut conn = pool.acquire().await.unwrap();
+    store::append(
+        &mut conn,
+        &[
+            append(
+                "tally-l1",
+                ExpectedVersion::NoStream,
+                vec![added(1), added(2), added(3)],
+            ),
+            append("tally-l2", ExpectedVersion::NoStream, vec![added(4)]),
+        ],
+    )
+    .await
+    .unwrap();
+    drop(conn);
+    let loader = GroupLoader::new(pool.clone());
+    let replies = loader
+        .load_batch(vec![
+            ("tally-l2".into(), 0),
+            ("tally-none".into(), 0),
+            ("tally-l1".into(), 1),
+            ("tally-l1".into(), 0),
+            ("tally-l1".into(), 3),
+        ])
+        .await;
+    let versions: Vec<Vec<i64>> = replies
+        .into_iter()
+        .map(|rows| rows.unwrap().into_iter().map(|(v, ..)| v).collect())
+        .collect();
+    assert_eq!(
+        versions,
+        vec![vec![1], vec![], vec![2, 3], vec![1, 2, 3], vec![]]
+    );
+    let rows = loader.load_after("tally-l1", 2).await.unwrap();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].3, serde_json::json!({ "by": 3 }));
+}
+
+/// A store remembers the states it folded (`StateCache`), yet decides on what the log holds:
+/// events another writer (here another store: another process) appended since are folded in
+/// first, and never lost to a stale state.
+#[sqlx::test(migrator = "fleetstream::db::MIGRATOR")]
+async fn a_remembered_state_folds_what_another_writer_appended_since(pool: PgPool) {
+    let ours = EventStore::new(pool.clone(), Vec::new());
+    let theirs = EventStore::new(pool.clone(), Vec::new());
+    let add = |by: i64| move |_: &Tally| Ok::<_, &str>(vec![TallyEvent::Added { by }]);
+    let (state, _) = ours
+        .execute::<Tally, _>("x", EventMetadata::default(), add(1))
+        .await
+        .unwrap();
+    assert_eq!(state.total, 1);
+    theirs
+        .execute::<Tally, _>("x", EventMetadata::default(), add(10))
+        .await
+        .unwrap();
+    // Double whatever the total is: only right if the other writer's 10 is seen.
+    let (state, stored) = ours
+        .execute::<Tally, _>("x", EventMetadata::default(), |s: &Tally| {
+            Ok::<_, &str>(vec![TallyEvent::Added { by: s.total }])
+        })
+        .await
+        .unwrap();
+    assert_eq!((state.total, stored[0].stream_version), (22, 3));
+    // A refusal is decided on the current state too.
+    let refused = ours
+        .execute::<Tally, _>("x", EventMetadata::default(), |s: &Tally| {
+            if s.total == 22 {
+                Err("at 22")
+            } else {
+                Ok(vec![])
+            }
+        })
+        .await;
+    assert!(
+        matches!(refused, Err(CommandError::Domain("at 22"))),
+        "{refused:?}"
+    );
+    assert_eq!(
+        versions(&pool, &TallyEvent::stream_id("x")).await,
+        [1, 2, 3]
+    );
+}
+
+/// A unit of work remembers the states it loaded only when it commits: one that read its own
+/// uncommitted events and rolled back leaves nothing behind for the next command to build on.
+#[sqlx::test(migrator = "fleetstream::db::MIGRATOR")]
+async fn a_state_read_in_a_rolled_back_unit_of_work_is_not_remembered(pool: PgPool) {
+    let store_ = EventStore::new(pool.clone(), Vec::new());
+    let stream = TallyEvent::stream_id("y");
+    let mut uow = store_.begin(EventMetadata::default()).await.unwrap();
+    uow.stage(
+        &stream,
+        ExpectedVersion::NoStream,
+        &[TallyEvent::Added { by: 5 }, TallyEvent::Added { by: 6 }],
+    );
+    let mut uow = uow.flush::<()>().await.unwrap();
+    let (seen, version) = uow.load::<Tally>(&stream).await.unwrap();
+    assert_eq!((seen.total, version), (11, 2));
+    drop(uow);
+
+    let (state, stored) = store_
+        .execute::<Tally, &str>("y", EventMetadata::default(), |_| {
+            Ok(vec![TallyEvent::Added { by: 1 }])
+        })
+        .await
+        .unwrap();
+    assert_eq!((state.total, stored[0].stream_version), (1, 1));
+    assert_eq!(versions(&pool, &stream).await, [1]);
 }

@@ -7,6 +7,8 @@ mod envelope;
 #[cfg(feature = "store")]
 pub mod group;
 #[cfg(feature = "store")]
+pub mod group_load;
+#[cfg(feature = "store")]
 pub mod notify;
 pub mod privacy;
 mod size;

@@ -430,12 +430,36 @@ pub async fn load_rows(
     conn: &mut PgConnection,
     stream_id: &str,
 ) -> Result<Vec<LoadedRow>, sqlx::Error> {
+    load_rows_after(conn, stream_id, 0).await
+}
+
+/// One stream's events after version `after`: what a fold adds to a state it remembers.
+pub async fn load_rows_after<'c>(
+    conn: impl sqlx::PgExecutor<'c>,
+    stream_id: &str,
+    after: i64,
+) -> Result<Vec<LoadedRow>, sqlx::Error> {
     // Only what a fold reads: the log's other columns (metadata above all) cost transfer and
     // parsing on every command.
-    sqlx::query_as(include_str!("../sql/load_stream.sql"))
+    sqlx::query_as(include_str!("../sql/load_stream_after.sql"))
         .bind(stream_id)
+        .bind(after)
         .fetch_all(conn)
         .await
+}
+
+/// Folds `rows` (a stream's events after `version`) into `state`, which was folded up to
+/// `version`; returns the state and the version it now stands at.
+pub fn fold_rows_onto<E: DomainEvent, S>(
+    rows: &[LoadedRow],
+    state: S,
+    version: i64,
+    evolve: impl Fn(&mut S, &E),
+) -> Result<(S, i64), crate::DecodeError> {
+    match rows.last() {
+        Some(&(last, ..)) => Ok((fold_rows(rows, state, evolve)?.0, last)),
+        None => Ok((state, version)),
+    }
 }
 
 /// Decodes and folds loaded rows; returns the state and the last version.

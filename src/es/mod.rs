@@ -2,6 +2,7 @@
 //! version, apply inline projections — all in one transaction.
 
 pub mod context;
+pub mod state_cache;
 mod unit_of_work;
 
 pub use unit_of_work::{next_id, CommandError, EventStore, UnitOfWork};
@@ -10,7 +11,9 @@ use fleetstream_events::DomainEvent;
 
 /// State folded from one stream. `evolve` is pure; decisions live beside each aggregate as
 /// plain functions `fn decide(&State, Command) -> Result<Vec<Event>, DomainError>`.
-pub trait Aggregate: Default + Send + Sync {
+/// `Clone + 'static` so a folded state can be remembered between commands
+/// ([`state_cache::StateCache`]).
+pub trait Aggregate: Default + Clone + Send + Sync + 'static {
     type Event: DomainEvent;
     fn evolve(&mut self, event: &Self::Event);
 

@@ -1,5 +1,7 @@
+use super::state_cache::{Remembered, StateCache};
 use super::{Aggregate, MAX_CONFLICT_RETRIES};
 use fleetstream_events::group::GroupAppender;
+use fleetstream_events::group_load::GroupLoader;
 use fleetstream_events::notify::AppendNotifier;
 use fleetstream_events::privacy::{self, KeyCache, Keyring, PrivacyError};
 use fleetstream_events::store::{
@@ -23,6 +25,10 @@ pub struct EventStore {
     /// of sealing against writing it clear.
     keyring: Option<Arc<Keyring>>,
     plaintext: bool,
+    /// States of streams recently commanded through [`EventStore::execute`] without a unit of
+    /// work, and the loads that bring them up to date; shared by clones.
+    states: StateCache,
+    loader: GroupLoader,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -113,10 +119,12 @@ impl EventStore {
         Self {
             notifier: AppendNotifier::new(pool.clone()),
             group: GroupAppender::new(pool.clone()),
+            loader: GroupLoader::new(pool.clone()),
             pool,
             projections: Arc::new(projections),
             keyring: None,
             plaintext: false,
+            states: StateCache::default(),
         }
     }
 
@@ -155,6 +163,8 @@ impl EventStore {
             keyring: self.keyring.clone(),
             plaintext: self.plaintext,
             keys: KeyCache::default(),
+            states: self.states.clone(),
+            remember: Vec::new(),
         })
     }
 
@@ -213,11 +223,13 @@ impl EventStore {
 }
 
 impl EventStore {
-    /// [`EventStore::execute`] for a stream no inline projection reads: the load outside any
-    /// transaction (the expected version catches a writer in between, as a conflict) and the
-    /// append group-committed with concurrent commands' (`GroupAppender`; alone it is one
-    /// self-committing statement) — two round trips instead of four, and one commit for many.
-    /// `decide` runs in the caller's task: its error or panic never reaches a neighbour.
+    /// [`EventStore::execute`] for a stream no inline projection reads. The state starts from
+    /// the [`StateCache`] (or the default) and folds only the events after it, read outside
+    /// any transaction with concurrent commands' loads (`GroupLoader`); the append names the
+    /// version that load saw, so a writer in between is a conflict and the command is decided
+    /// again. The append is group-committed with concurrent commands' (`GroupAppender`; alone
+    /// it is one self-committing statement). `decide` runs in the caller's task: its error or
+    /// panic never reaches a neighbour.
     async fn execute_alone<A, E>(
         &self,
         stream_id: String,
@@ -231,12 +243,14 @@ impl EventStore {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let (mut state, version) = {
-                let mut conn = self.pool.acquire().await?;
-                store::load::<A::Event, A>(&mut conn, &stream_id, A::default(), A::evolve).await?
-            };
+            let (known, known_version) = self.states.get::<A>(&stream_id).unwrap_or_default();
+            let rows = self.loader.load_after(&stream_id, known_version).await?;
+            let (mut state, version) =
+                store::fold_rows_onto(&rows, known, known_version, A::evolve)?;
+            drop(rows);
             let events = decide(&state).map_err(CommandError::Domain)?;
             if events.is_empty() {
+                self.states.put(&stream_id, state.clone(), version);
                 return Ok((state, Vec::new()));
             }
             for event in &events {
@@ -256,7 +270,9 @@ impl EventStore {
                 }
                 Err(err) => return Err(err.into()),
                 Ok(stored) => {
-                    if !stored.is_empty() {
+                    if let Some(last) = stored.last() {
+                        self.states
+                            .put(&stream_id, state.clone(), last.stream_version);
                         self.notifier.appended();
                         log_commit(&stored);
                     }
@@ -281,6 +297,10 @@ pub struct UnitOfWork {
     /// Data keys met in this transaction (loads fill it, so an append to a loaded stream
     /// seals without asking for its key again).
     keys: KeyCache,
+    /// The store's remembered states: a load folds only what was appended since.
+    states: StateCache,
+    /// States this unit of work loaded, remembered when it commits.
+    remember: Vec<Remembered>,
 }
 
 impl UnitOfWork {
@@ -288,8 +308,18 @@ impl UnitOfWork {
     /// (0 when new).
     pub async fn load<A: Aggregate>(&mut self, stream_id: &str) -> Result<(A, i64), LoadError> {
         if !privacy::is_personal_category(A::Event::CATEGORY) {
-            return store::load::<A::Event, A>(&mut self.tx, stream_id, A::default(), A::evolve)
-                .await;
+            // Personal streams are never remembered: an erasure must not leave their fields
+            // in memory.
+            let (known, known_version) = self.states.get::<A>(stream_id).unwrap_or_default();
+            let rows = store::load_rows_after(&mut *self.tx, stream_id, known_version).await?;
+            let (state, version) = store::fold_rows_onto(&rows, known, known_version, A::evolve)?;
+            if version > known_version {
+                // Remembered once committed: what this transaction wrote itself must not
+                // outlive a rollback.
+                self.remember
+                    .push(Remembered::new(stream_id, state.clone(), version));
+            }
+            return Ok((state, version));
         }
         let mut rows = privacy::load_rows_keyed(
             &mut self.tx,
@@ -398,6 +428,9 @@ impl UnitOfWork {
     pub async fn commit<E>(self) -> Result<Vec<StoredEvent>, CommandError<E>> {
         let uow = self.flush().await?;
         uow.tx.commit().await?;
+        for remembered in uow.remember {
+            uow.states.keep(remembered);
+        }
         if !uow.written.is_empty() {
             uow.notifier.appended();
             log_commit(&uow.written);

@@ -41,7 +41,7 @@ enum BenchEvent {
 }
 fleetstream_events::domain_event!(BenchEvent, "bench", [Ticked]);
 
-#[derive(Default)]
+#[derive(Default, Clone)]
 struct Ticks {
     total: i64,
 }

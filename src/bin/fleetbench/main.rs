@@ -47,7 +47,7 @@ enum Suite {
     /// fleetstream's commands against cqrs-es + postgres-es on the same Postgres (build with
     /// `--features peers`).
     #[cfg(feature = "peers")]
-    Peers,
+    Peers(peers::Options),
     /// Crypto-shredding (issue 15): account and patient commands, rebuilds and a sync control
     /// through a sealing store against a plaintext one, with round trips counted on the wire.
     Privacy(privacy::Options),
@@ -67,7 +67,7 @@ async fn main() -> anyhow::Result<()> {
         Suite::Telemetry => telemetry::run(&database_url).await,
         Suite::Ingest => ingest::run(&database_url).await,
         #[cfg(feature = "peers")]
-        Suite::Peers => peers::run(&database_url).await,
+        Suite::Peers(options) => peers::run(&database_url, options).await,
         Suite::Privacy(options) => privacy::run(&database_url, options).await,
     }
 }

@@ -25,8 +25,21 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use uuid::Uuid;
 
-const PHASE: Duration = Duration::from_secs(2);
-const ROUNDS: usize = 5;
+#[derive(Debug, Clone, clap::Args)]
+pub struct Options {
+    /// Alternating rounds per writer count and workload.
+    #[arg(long, default_value_t = 5)]
+    pub rounds: usize,
+    /// Length of one phase (one system, one writer count, one workload), milliseconds.
+    #[arg(long, default_value_t = 2_000)]
+    pub phase_ms: u64,
+    /// Writer counts to measure.
+    #[arg(long, value_delimiter = ',', default_values_t = [1, 16])]
+    pub writers: Vec<usize>,
+    /// Skip the index-cost measurement.
+    #[arg(long)]
+    pub no_index_costs: bool,
+}
 /// Existing streams per system; writer `w` of `n` uses those with `index % n == w`.
 const SEEDED_STREAMS: usize = 1_600;
 const SEED_MIN: usize = 10;
@@ -41,7 +54,7 @@ enum BenchEvent {
 }
 fleetstream_events::domain_event!(BenchEvent, "peer", [Ticked]);
 
-#[derive(Default)]
+#[derive(Default, Clone)]
 struct Ticks {
     total: i64,
 }
@@ -144,7 +157,7 @@ const PEER_SCHEMA: &str = "CREATE TABLE events (
     PRIMARY KEY (aggregate_type, aggregate_id, sequence)
 )";
 
-pub async fn run(database_url: &str) -> anyhow::Result<()> {
+pub async fn run(database_url: &str, options: Options) -> anyhow::Result<()> {
     let admin_options = PgConnectOptions::from_str(database_url)
         .map_err(|err| anyhow::anyhow!("DATABASE_URL: {err}"))?;
     let admin = PgPoolOptions::new()
@@ -161,6 +174,7 @@ pub async fn run(database_url: &str) -> anyhow::Result<()> {
     let result = run_in(
         admin_options.clone().database(&ours),
         admin_options.database(&theirs),
+        &options,
     )
     .await;
     for name in [&ours, &theirs] {
@@ -206,7 +220,12 @@ fn target(workload: Workload, writers: usize, w: usize, i: u64) -> String {
     }
 }
 
-async fn run_in(ours: PgConnectOptions, theirs: PgConnectOptions) -> anyhow::Result<()> {
+async fn run_in(
+    ours: PgConnectOptions,
+    theirs: PgConnectOptions,
+    options: &Options,
+) -> anyhow::Result<()> {
+    let phase = Duration::from_millis(options.phase_ms);
     let pool = PgPoolOptions::new()
         .max_connections(20)
         .connect_with(ours)
@@ -228,8 +247,8 @@ async fn run_in(ours: PgConnectOptions, theirs: PgConnectOptions) -> anyhow::Res
     .fetch_one(&pool)
     .await?;
     println!(
-        "fleetbench peers — fleetstream vs cqrs-es 0.5 + postgres-es 0.5, synchronous_commit={} fsync={}, {PHASE:?} per phase, {ROUNDS} alternating rounds (raw, peer, fleetstream, its transaction path), median round by fleetstream/peer",
-        settings.0, settings.1
+        "fleetbench peers — fleetstream vs cqrs-es 0.5 + postgres-es 0.5, synchronous_commit={} fsync={}, {phase:?} per phase, {} alternating rounds (raw, peer, fleetstream, its transaction path), median round by fleetstream/peer",
+        settings.0, settings.1, options.rounds
     );
     println!("{}", settings.2);
 
@@ -240,26 +259,26 @@ async fn run_in(ours: PgConnectOptions, theirs: PgConnectOptions) -> anyhow::Res
         Vec::new(),
         (),
     ));
-    for writers in [1, 16] {
+    for &writers in &options.writers {
         for workload in [Workload::Fresh, Workload::Existing] {
-            let mut rounds = Vec::with_capacity(ROUNDS);
-            for _ in 0..ROUNDS {
-                let raw = measure(writers, {
+            let mut rounds = Vec::with_capacity(options.rounds);
+            for _ in 0..options.rounds {
+                let raw = measure(phase, writers, {
                     let pool = pool.clone();
                     move |_, _| raw_single(pool.clone())
                 })
                 .await?;
-                let theirs = measure(writers, {
+                let theirs = measure(phase, writers, {
                     let peer = peer.clone();
                     move |w, i| peer_command(peer.clone(), target(workload, writers, w, i))
                 })
                 .await?;
-                let fleet = measure(writers, {
+                let fleet = measure(phase, writers, {
                     let store_ = store_.clone();
                     move |w, i| fleet_command(store_.clone(), target(workload, writers, w, i))
                 })
                 .await?;
-                let fleet_tx = measure(writers, {
+                let fleet_tx = measure(phase, writers, {
                     let store_ = in_tx.clone();
                     move |w, i| fleet_command(store_.clone(), target(workload, writers, w, i))
                 })
@@ -274,7 +293,9 @@ async fn run_in(ours: PgConnectOptions, theirs: PgConnectOptions) -> anyhow::Res
             report(writers, workload, rounds);
         }
     }
-    index_costs(&pool).await?;
+    if !options.no_index_costs {
+        index_costs(&pool, phase, options.rounds).await?;
+    }
     let lengths: (i64, i64) = sqlx::query_as(
         "SELECT min(n), max(n) FROM (SELECT count(*) AS n FROM events WHERE category = 'peer' \
          AND stream_id LIKE 'peer-s%' GROUP BY stream_id) AS s",
@@ -394,13 +415,13 @@ fn report(writers: usize, workload: Workload, mut rounds: Vec<Round>) {
 }
 
 /// Runs `writers` concurrent loops of `op` for one phase.
-async fn measure<F, Fut>(writers: usize, op: F) -> anyhow::Result<Rate>
+async fn measure<F, Fut>(phase: Duration, writers: usize, op: F) -> anyhow::Result<Rate>
 where
     F: Fn(usize, u64) -> Fut + Clone + Send + Sync + 'static,
     Fut: Future<Output = anyhow::Result<()>> + Send,
 {
     let started = Instant::now();
-    let deadline = started + PHASE;
+    let deadline = started + phase;
     let tasks: Vec<_> = (0..writers)
         .map(|w| {
             let op = op.clone();
@@ -485,7 +506,7 @@ const INDEXES: [(&str, &str); 5] = [
 /// What each index of `events` costs a single-row INSERT+commit at 16 connections: copies of
 /// the table (columns, defaults, the generated category) with all five indexes and with each
 /// one left out, measured in alternating rounds; the median round is reported.
-async fn index_costs(pool: &PgPool) -> anyhow::Result<()> {
+async fn index_costs(pool: &PgPool, phase: Duration, rounds: usize) -> anyhow::Result<()> {
     let variants: Vec<(String, String)> = (0..=INDEXES.len())
         .map(|left_out| {
             let name = format!("idx_events_{left_out}");
@@ -504,26 +525,26 @@ async fn index_costs(pool: &PgPool) -> anyhow::Result<()> {
     for (_, ddl) in &variants {
         sqlx::raw_sql(ddl).execute(pool).await?;
     }
-    let mut rounds: Vec<Vec<f64>> = Vec::new();
-    for _ in 0..ROUNDS {
+    let mut measured: Vec<Vec<f64>> = Vec::new();
+    for _ in 0..rounds {
         let mut round = Vec::new();
         for (table, _) in &variants {
             let table = table.clone();
-            let rate = measure(16, {
+            let rate = measure(phase, 16, {
                 let pool = pool.clone();
                 move |_, _| insert_into(pool.clone(), table.clone())
             })
             .await?;
             round.push(rate.per_sec);
         }
-        rounds.push(round);
+        measured.push(round);
     }
     let all = INDEXES.len();
-    println!("index costs: single-row INSERT+commit, 16 connections, into copies of events (median of {ROUNDS} alternating rounds)");
+    println!("index costs: single-row INSERT+commit, 16 connections, into copies of events (median of {rounds} alternating rounds)");
     for (left_out, (label, _)) in INDEXES.iter().enumerate() {
-        let mut ratios: Vec<f64> = rounds.iter().map(|r| r[left_out] / r[all]).collect();
+        let mut ratios: Vec<f64> = measured.iter().map(|r| r[left_out] / r[all]).collect();
         ratios.sort_by(f64::total_cmp);
-        let mut rates: Vec<f64> = rounds.iter().map(|r| r[left_out]).collect();
+        let mut rates: Vec<f64> = measured.iter().map(|r| r[left_out]).collect();
         rates.sort_by(f64::total_cmp);
         println!(
             "  without {label:<36} {:>7.0} rows/s = {:.2}× all five (rounds {})",
@@ -536,7 +557,7 @@ async fn index_costs(pool: &PgPool) -> anyhow::Result<()> {
                 .join(" ")
         );
     }
-    let mut rates: Vec<f64> = rounds.iter().map(|r| r[all]).collect();
+    let mut rates: Vec<f64> = measured.iter().map(|r| r[all]).collect();
     rates.sort_by(f64::total_cmp);
     println!("  with all five {:>45.0} rows/s", rates[rates.len() / 2]);
     Ok(())
