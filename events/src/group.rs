@@ -82,19 +82,10 @@ impl GroupAppender {
             return alone(&self.pool, append).await;
         }
         store::check_sizes(std::slice::from_ref(&append))?;
-        let queue = self.queue.get_or_init(|| {
-            let (queue, requests) = mpsc::channel(MAX_BATCH * WORKERS);
-            let requests = Arc::new(Mutex::new(requests));
-            for _ in 0..WORKERS {
-                tokio::spawn(work(self.pool.clone(), requests.clone()));
-            }
-            queue
-        });
-        let (reply, answer) = oneshot::channel();
-        if queue.send(Request { append, reply }).await.is_err() {
-            return Err(AppendError::Database(sqlx::Error::PoolClosed));
-        }
-        answer
+        let queue = self
+            .queue
+            .get_or_init(|| start_workers(&self.pool, MAX_BATCH, WORKERS, work));
+        ask(queue, |reply| Request { append, reply })
             .await
             .unwrap_or(Err(AppendError::Database(sqlx::Error::WorkerCrashed)))
     }
@@ -122,6 +113,36 @@ impl GroupAppender {
         }
         replies
     }
+}
+
+/// The queue of a gathering front, with `workers` tasks running `work` on it.
+pub(crate) fn start_workers<R, F>(
+    pool: &PgPool,
+    max_batch: usize,
+    workers: usize,
+    work: fn(PgPool, Arc<Mutex<mpsc::Receiver<R>>>) -> F,
+) -> mpsc::Sender<R>
+where
+    R: Send + 'static,
+    F: std::future::Future<Output = ()> + Send + 'static,
+{
+    let (queue, requests) = mpsc::channel(max_batch * workers);
+    let requests = Arc::new(Mutex::new(requests));
+    for _ in 0..workers {
+        tokio::spawn(work(pool.clone(), requests.clone()));
+    }
+    queue
+}
+
+/// Queues the request `make` builds around its reply channel and waits for the answer; `None`
+/// when the workers are gone.
+pub(crate) async fn ask<R, T>(
+    queue: &mpsc::Sender<R>,
+    make: impl FnOnce(oneshot::Sender<T>) -> R,
+) -> Option<T> {
+    let (reply, answer) = oneshot::channel();
+    queue.send(make(reply)).await.ok()?;
+    answer.await.ok()
 }
 
 /// Waits for one request, then takes whatever else is queued, up to `max`; `None` when every

@@ -4,7 +4,7 @@
 //! issue 16). A lone writer's load is the plain query from its own task; otherwise a worker
 //! takes whatever loads are queued when it is free and never waits for more.
 
-use crate::group::{gather, Callers};
+use crate::group::{ask, gather, start_workers, Callers};
 use crate::store::{self, LoadedRow};
 use sqlx::PgPool;
 use std::sync::{Arc, OnceLock};
@@ -50,24 +50,17 @@ impl GroupLoader {
         if entered.alone {
             return store::load_rows_after(&self.pool, stream_id, after).await;
         }
-        let queue = self.queue.get_or_init(|| {
-            let (queue, requests) = mpsc::channel(MAX_BATCH * WORKERS);
-            let requests = Arc::new(Mutex::new(requests));
-            for _ in 0..WORKERS {
-                tokio::spawn(work(self.pool.clone(), requests.clone()));
-            }
-            queue
-        });
-        let (reply, answer) = oneshot::channel();
-        let request = Request {
-            stream_id: stream_id.to_owned(),
+        let queue = self
+            .queue
+            .get_or_init(|| start_workers(&self.pool, MAX_BATCH, WORKERS, work));
+        let stream_id = stream_id.to_owned();
+        ask(queue, |reply| Request {
+            stream_id,
             after,
             reply,
-        };
-        if queue.send(request).await.is_err() {
-            return Err(sqlx::Error::PoolClosed);
-        }
-        answer.await.unwrap_or(Err(sqlx::Error::WorkerCrashed))
+        })
+        .await
+        .unwrap_or(Err(sqlx::Error::WorkerCrashed))
     }
 }
 
