@@ -25,8 +25,8 @@ pub struct EventStore {
     /// of sealing against writing it clear.
     keyring: Option<Arc<Keyring>>,
     plaintext: bool,
-    /// States of streams recently commanded through [`EventStore::execute`] without a unit of
-    /// work, and the loads that bring them up to date; shared by clones.
+    /// States of the non-personal streams its commands and units of work folded lately, and
+    /// the loads that bring them up to date; shared by clones.
     states: StateCache,
     loader: GroupLoader,
 }
