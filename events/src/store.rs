@@ -411,21 +411,10 @@ pub async fn read_all(
     }
 }
 
-/// Folds a stream into its aggregate state; returns the state and the stream's version.
-pub async fn load<E: DomainEvent, S>(
-    conn: &mut PgConnection,
-    stream_id: &str,
-    state: S,
-    evolve: impl Fn(&mut S, &E),
-) -> Result<(S, i64), LoadError> {
-    let rows = load_rows(conn, stream_id).await?;
-    Ok(fold_rows(&rows, state, evolve)?)
-}
-
 /// What a fold reads of one event: version, type, schema version, payload.
 pub type LoadedRow = (i64, String, i32, Value);
 
-/// One stream's events as [`load`] folds them, for callers that transform payloads first.
+/// One stream's events as [`fold_rows`] folds them, for callers that transform payloads first.
 pub async fn load_rows(
     conn: &mut PgConnection,
     stream_id: &str,

@@ -250,7 +250,9 @@ impl EventStore {
             drop(rows);
             let events = decide(&state).map_err(CommandError::Domain)?;
             if events.is_empty() {
-                self.states.put(&stream_id, state.clone(), version);
+                if version > known_version {
+                    self.states.put(&stream_id, state.clone(), version);
+                }
                 return Ok((state, Vec::new()));
             }
             for event in &events {

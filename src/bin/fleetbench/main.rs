@@ -4,6 +4,7 @@
 
 mod append;
 mod bench_db;
+mod closed_loop;
 mod ingest;
 #[cfg(feature = "peers")]
 mod peers;

@@ -22,7 +22,7 @@ use sqlx::PgPool;
 use std::future::Future;
 use std::str::FromStr;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use uuid::Uuid;
 
 #[derive(Debug, Clone, clap::Args)]
@@ -420,35 +420,15 @@ where
     F: Fn(usize, u64) -> Fut + Clone + Send + Sync + 'static,
     Fut: Future<Output = anyhow::Result<()>> + Send,
 {
-    let started = Instant::now();
-    let deadline = started + phase;
-    let tasks: Vec<_> = (0..writers)
-        .map(|w| {
-            let op = op.clone();
-            tokio::spawn(async move {
-                let mut latencies = Vec::new();
-                let mut i = 0u64;
-                while Instant::now() < deadline {
-                    let began = Instant::now();
-                    op(w, i).await?;
-                    latencies.push(began.elapsed());
-                    i += 1;
-                }
-                anyhow::Ok(latencies)
-            })
-        })
-        .collect();
-    let mut latencies = Vec::new();
-    for task in tasks {
-        latencies.extend(task.await??);
-    }
-    let per_sec = latencies.len() as f64 / started.elapsed().as_secs_f64();
-    latencies.sort();
-    let p99 = latencies
-        .get(latencies.len() * 99 / 100)
-        .copied()
-        .unwrap_or_default();
-    Ok(Rate { per_sec, p99 })
+    let loops = crate::closed_loop::run(writers, phase, move |w, i| {
+        let command = op(w, i);
+        async move { command.await.map(|()| true) }
+    })
+    .await?;
+    Ok(Rate {
+        per_sec: loops.per_sec,
+        p99: loops.p99,
+    })
 }
 
 async fn raw_single(pool: PgPool) -> anyhow::Result<()> {

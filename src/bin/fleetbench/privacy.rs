@@ -20,12 +20,12 @@
 //! sealing and opening alone.
 
 use crate::bench_db::{drop as drop_database, fresh};
+use crate::closed_loop;
 use anyhow::{anyhow, bail, Context};
 use chrono::Utc;
 use fleetstream::accounts::domain::{self as account_domain, Account, AccountError};
 use fleetstream::devices::domain::{self as device_domain, Device, RegisterDevice};
 use fleetstream::es::{next_id, Aggregate, EventStore};
-use fleetstream::sync::domain::{PushRecording, SessionInput};
 use fleetstream::therapy::pairing;
 use fleetstream::therapy::patients::{self, CreatePatient, Patient};
 use fleetstream::therapy::service::{self, CreateRealUser};
@@ -760,31 +760,7 @@ async fn sync_push(store: &EventStore, account_id: i64, n: u64) -> anyhow::Resul
             data: serde_json::json!({"x": 0.1 + i as f64, "y": 0.2, "z": 9.8}),
         })
         .collect();
-    let receipt = fleetstream::sync::push(
-        store,
-        EventMetadata::default(),
-        PushRecording {
-            account_id,
-            session: SessionInput {
-                session_id: format!("privacy-{n}"),
-                start_time: Utc::now(),
-                end_time: None,
-                is_active: None,
-                enabled_sensors: None,
-                sample_rate: Some(100),
-                notes: None,
-            },
-            rejected: 0,
-            bytes: 0,
-            sync_log_id: 0,
-            now: fleetstream::sync::now(),
-            samples,
-        },
-    )
-    .await
-    .map_err(|e| anyhow!("sync push: {e}"))?;
-    anyhow::ensure!(receipt.counts.inserted > 0, "the push inserted nothing");
-    Ok(())
+    crate::sync::push(store, account_id, &format!("privacy-{n}"), samples).await
 }
 
 // --- measuring.
@@ -915,41 +891,12 @@ where
     F: Fn(usize, u64) -> Fut + Clone + Send + Sync + 'static,
     Fut: Future<Output = anyhow::Result<bool>> + Send,
 {
-    let started = Instant::now();
-    let deadline = started + phase;
-    let tasks: Vec<_> = (0..writers)
-        .map(|w| {
-            let op = op.clone();
-            tokio::spawn(async move {
-                let mut latencies = Vec::new();
-                let mut i = 0u64;
-                while Instant::now() < deadline {
-                    let began = Instant::now();
-                    if !op(w, i).await? {
-                        break;
-                    }
-                    latencies.push(began.elapsed());
-                    i += 1;
-                }
-                anyhow::Ok(latencies)
-            })
-        })
-        .collect();
-    let mut latencies = Vec::new();
-    for task in tasks {
-        latencies.extend(task.await??);
-    }
-    let per_sec = latencies.len() as f64 / started.elapsed().as_secs_f64();
-    latencies.sort();
-    let p99 = latencies
-        .get(latencies.len() * 99 / 100)
-        .copied()
-        .unwrap_or_default();
+    let loops = closed_loop::run(writers, phase, op).await?;
     Ok((
-        latencies.len(),
+        loops.commands,
         Rate {
-            per_sec,
-            p99,
+            per_sec: loops.per_sec,
+            p99: loops.p99,
             ..Rate::default()
         },
     ))

@@ -66,7 +66,13 @@ async fn bench(database_url: &str, name: &str) -> anyhow::Result<()> {
         let data = samples(size);
         // warm-up of both paths
         session += 1;
-        push(&state.store, account.id, session, data.clone()).await?;
+        push(
+            &state.store,
+            account.id,
+            &format!("bench-{session}"),
+            data.clone(),
+        )
+        .await?;
         copy(&pool, Baseline::Unindexed, session, &data).await?;
         copy(&pool, Baseline::Keyed, session, &data).await?;
         let mut command = Duration::ZERO;
@@ -76,7 +82,7 @@ async fn bench(database_url: &str, name: &str) -> anyhow::Result<()> {
             session += 1;
             let batch = data.clone();
             let started = Instant::now();
-            push(&state.store, account.id, session, batch).await?;
+            push(&state.store, account.id, &format!("bench-{session}"), batch).await?;
             command += started.elapsed();
             let started = Instant::now();
             copy(&pool, Baseline::Unindexed, session, &data).await?;
@@ -131,7 +137,7 @@ async fn concurrent(
                         } else {
                             None
                         };
-                        push(&store, account_id, id, data).await
+                        push(&store, account_id, &format!("bench-{id}"), data).await
                     })
                 })
                 .collect();
@@ -157,10 +163,11 @@ async fn concurrent(
     Ok(())
 }
 
-async fn push(
+/// One KooDTX push of `samples` into recording `session_id` of `account_id`.
+pub(crate) async fn push(
     store: &fleetstream::es::EventStore,
     account_id: i64,
-    session: usize,
+    session_id: &str,
     samples: Vec<SensorSample>,
 ) -> anyhow::Result<()> {
     let receipt = fleetstream::sync::push(
@@ -169,7 +176,7 @@ async fn push(
         PushRecording {
             account_id,
             session: SessionInput {
-                session_id: format!("bench-{session}"),
+                session_id: session_id.to_owned(),
                 start_time: Utc::now(),
                 end_time: None,
                 is_active: None,
