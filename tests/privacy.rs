@@ -64,6 +64,18 @@ impl Person {
     }
 }
 
+/// The signed-in account withdraws (seed 001 `DELETE /api/v1/lux/user/root-user`).
+async fn withdraw(c: &TestClient, token: &str) {
+    let gone = c
+        .request(
+            "DELETE",
+            "/api/v1/lux/user/root-user",
+            Some(token),
+            json!(null),
+        )
+        .await;
+    assert_eq!(gone.status, 200, "{}", gone.text);
+}
 async fn last_code(pool: &PgPool, phone: &str) -> String {
     sqlx::query_scalar(
         "SELECT code FROM outbound_messages WHERE recipient = $1 ORDER BY id DESC LIMIT 1",
@@ -264,15 +276,7 @@ async fn a_withdrawn_family_is_nowhere_in_clear_and_everything_still_rebuilds(po
     );
     let counts = treatment_counts(&pool).await;
 
-    let gone = c
-        .request(
-            "DELETE",
-            "/api/v1/lux/user/root-user",
-            Some(&leaving),
-            json!(null),
-        )
-        .await;
-    assert_eq!(gone.status, 200, "{}", gone.text);
+    withdraw(&c, &leaving).await;
 
     let after = every_row(&pool).await;
     assert_eq!(leaks(after.clone(), &LEAVING), Vec::<String>::new());
@@ -358,15 +362,7 @@ async fn a_destroyed_key_cannot_be_restored(pool: PgPool) {
             .fetch_one(&pool)
             .await
             .unwrap();
-    let gone = c
-        .request(
-            "DELETE",
-            "/api/v1/lux/user/root-user",
-            Some(&parent.token),
-            json!(null),
-        )
-        .await;
-    assert_eq!(gone.status, 200, "{}", gone.text);
+    withdraw(&c, &parent.token).await;
 
     // Not even the database owner can put the key material back.
     let restore = sqlx::query(
@@ -422,15 +418,7 @@ async fn privacy_migrate_seals_an_older_log_once(pool: PgPool) {
     let dev_b = device(&c, &admin.token, "uid-b", "SL20401002", "AA:BB:CC:DD:41:B2").await;
     let (leaving, _) = family(&c, &pool, &LEAVING, "SL20401001", "41A1", dev_a).await;
     family(&c, &pool, &STAYING, "SL20401002", "41B2", dev_b).await;
-    let gone = c
-        .request(
-            "DELETE",
-            "/api/v1/lux/user/root-user",
-            Some(&leaving),
-            json!(null),
-        )
-        .await;
-    assert_eq!(gone.status, 200, "{}", gone.text);
+    withdraw(&c, &leaving).await;
     let log_rows = |rows: Vec<(String, String)>| rows.into_iter().filter(|(t, _)| t == "events");
     assert!(
         !leaks(log_rows(every_row(&pool).await), &LEAVING).is_empty(),
